@@ -1,0 +1,290 @@
+"""Persist a generated Kling video to object storage (local disk, S3, GCS, ... via Airflow's
+``ObjectStoragePath``).
+
+fal keeps generated media on its CDN for a limited time, so a pipeline that wants to keep a video
+copies it somewhere it controls: that is this operator's one job.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import posixpath
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_kling.operators._download import (
+    DEFAULT_CHUNK_SIZE,
+    KlingDownloadError,
+    commit,
+    ensure_parent,
+    remove_quietly,
+    stream_to_storage,
+    temporary_sibling,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+__all__ = ["KlingDownloadError", "KlingVideoToObjectStorageOperator", "VideoSource", "parse_source"]
+
+log = logging.getLogger(__name__)
+
+# Keys of the Kling operators' return value that are worth keeping next to the video.
+_SIDECAR_SOURCE_KEYS = ("request_id", "endpoint_id", "cost_estimate", "duration", "prompt", "file_name")
+
+
+class VideoSource:
+    """Where a video comes from: its URL plus whatever the Kling operator knew about it.
+
+    :param url: the media URL (fal CDN or any http(s) URL).
+    :param info: the source dict (Kling operator return value) or ``{}`` for a plain URL.
+    """
+
+    def __init__(self, url: str, info: Mapping[str, Any]) -> None:
+        self.url = url
+        self.info = dict(info)
+
+    @property
+    def request_id(self) -> str | None:
+        value = self.info.get("request_id")
+        return str(value) if value else None
+
+    @property
+    def file_size(self) -> int | None:
+        value = self.info.get("file_size")
+        return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.info.get("content_type")
+        return str(value) if value else None
+
+    def file_name(self) -> str:
+        """Name for a file saved into a folder: request ids are unique where fal's
+        ``file_name`` is not (every Kling output is called ``output.mp4``)."""
+        url_name = posixpath.basename(urlsplit(self.url).path)
+        given = str(self.info.get("file_name") or url_name or "video.mp4")
+        suffix = posixpath.splitext(given)[1] or ".mp4"
+        if self.request_id:
+            return f"{self.request_id}{suffix}"
+        return given
+
+
+def parse_source(source: Any) -> VideoSource:
+    """Accept a URL, a Kling operator return dict, fal's raw ``{"video": {...}}`` output, or
+    either dict rendered to text by Jinja (``"{{ ti.xcom_pull('generate') }}"`` gives its repr).
+
+    :param source: the operator's rendered ``source`` field.
+    """
+    if isinstance(source, str):
+        text = source.strip()
+        if text.startswith("{"):
+            source = _parse_mapping_text(text)
+        elif text:
+            return VideoSource(text, {})
+    if isinstance(source, Mapping):
+        info = dict(source)
+        video = info.get("video")
+        if isinstance(video, Mapping):  # fal's own output shape
+            info = {**{k: v for k, v in info.items() if k != "video"}, **_fal_file_info(video)}
+        url = info.get("video_url") or info.get("url")
+        if not url:
+            hint = ""
+            if "request_id" in info:
+                hint = (
+                    " (the Kling task probably ran with wait_for_completion=False: wait for the request"
+                    " with KlingRequestSensor and persist the sensor's output instead)"
+                )
+            raise ValueError(f"source: no video URL in {sorted(info)}; expected key 'video_url'{hint}")
+        return VideoSource(str(url), info)
+    raise TypeError(
+        f"source: expected a video URL or the Kling operator's result dict, got {type(source).__name__}"
+    )
+
+
+def _fal_file_info(video: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "video_url": video.get("url"),
+        "content_type": video.get("content_type"),
+        "file_name": video.get("file_name"),
+        "file_size": video.get("file_size"),
+    }
+
+
+def _parse_mapping_text(text: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)  # Python repr, as Jinja renders a dict
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"source: could not parse {text[:80]!r} as a dict ({exc})") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"source: expected a dict, got {type(value).__name__}")
+    return value
+
+
+class KlingVideoToObjectStorageOperator(BaseOperator):
+    """Copy a generated video from its URL to object storage, atomically, with its sha256.
+
+    The file is streamed in chunks (memory stays flat for multi-GB files), written under a hidden
+    temporary name and moved into place only once its size matched ``Content-Length`` and the
+    source's ``file_size``; a failure leaves no partial file. The media URL is fetched without
+    credentials: the fal key is never sent to it.
+
+    Returns (XCom ``return_value``) ``{"path", "size", "sha256", "content_type", "request_id",
+    "source_url", "sidecar_path"}``. Each ``Asset`` in ``outlets`` gets an event whose ``extra``
+    holds the same facts; each ``AssetAlias`` gets an event for the asset ``<path>``.
+
+    :param source: the video: a URL, or the Kling operator's result (``generate.output``,
+        ``"{{ ti.xcom_pull('generate') }}"``, or a mapped ``.expand(source=generate.output)``).
+        fal's raw ``{"video": {"url": ...}}`` output is accepted too. Templated.
+    :param destination: where to write: an ``ObjectStoragePath`` or a string such as
+        ``file:///data/videos/``, ``s3://bucket/kling/{{ ds }}/``, ``/abs/path/clip.mp4``. A
+        destination ending in ``/``, an existing folder, or a name without a suffix is a folder:
+        the file is then named ``<request_id>.mp4`` (or the URL's file name). Templated.
+    :param destination_conn_id: Airflow connection for the store (e.g. ``aws_default``), when not
+        given inside the path (``s3://conn_id@bucket/...``). Templated.
+    :param sidecar: ``True`` writes ``<name>.json`` next to the video with the request id,
+        endpoint, cost estimate, size, sha256 and Airflow run ids; a dict is written too, merged in
+        (e.g. ``{"prompt": "..."}``). Templated.
+    :param overwrite: replace an existing file (default) or fail before downloading.
+    :param chunk_size: bytes per read/write.
+    :param timeout: seconds allowed to connect and between two reads.
+    :param download_attempts: tries in all for transient failures (cut connections, 5xx, 429).
+    :param download_backoff: first wait between tries, in seconds (doubles each time).
+    """
+
+    template_fields: Sequence[str] = ("source", "destination", "destination_conn_id", "sidecar")
+    template_fields_renderers = {"source": "json", "sidecar": "json"}
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        source: Any,
+        destination: str | ObjectStoragePath,
+        destination_conn_id: str | None = None,
+        sidecar: bool | dict[str, Any] = False,
+        overwrite: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        timeout: float = 120.0,
+        download_attempts: int = 3,
+        download_backoff: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if chunk_size < 1024:
+            raise ValueError(f"chunk_size must be at least 1024 bytes, got {chunk_size}")
+        if download_attempts < 1:
+            raise ValueError(f"download_attempts must be at least 1, got {download_attempts}")
+        self.source = source
+        self.destination = destination
+        self.destination_conn_id = destination_conn_id
+        self.sidecar = sidecar
+        self.overwrite = overwrite
+        self.chunk_size = chunk_size
+        self.timeout = timeout
+        self.download_attempts = download_attempts
+        self.download_backoff = download_backoff
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        video = parse_source(self.source)
+        target = self.resolve_destination(video)
+        if not self.overwrite and target.exists():
+            raise FileExistsError(f"destination: {target} exists and overwrite=False")
+        self.log.info("Copying %s to %s", video.url, target)
+        result = stream_to_storage(
+            video.url,
+            target,
+            expected_size=video.file_size,
+            chunk_size=self.chunk_size,
+            timeout=self.timeout,
+            attempts=self.download_attempts,
+            backoff=self.download_backoff,
+        )
+        rate = result.size / result.seconds / 1e6 if result.seconds > 0 else float("inf")
+        self.log.info(
+            "Saved %d bytes to %s in %.2f s (%.1f MB/s), sha256 %s",
+            result.size,
+            target,
+            result.seconds,
+            rate,
+            result.sha256,
+        )
+        output: dict[str, Any] = {
+            "path": str(target),
+            "size": result.size,
+            "sha256": result.sha256,
+            "content_type": result.content_type or video.content_type,
+            "request_id": video.request_id,
+            "source_url": video.url,
+            "sidecar_path": None,
+        }
+        if self.sidecar:
+            output["sidecar_path"] = str(self._write_sidecar(target, video, output, context))
+        self._emit_asset_events(context, output)
+        return output
+
+    def resolve_destination(self, video: VideoSource) -> ObjectStoragePath:
+        """The final file path: ``destination`` itself, or ``destination/<name>`` for a folder."""
+        from airflow.sdk import ObjectStoragePath
+
+        raw = self.destination
+        as_text = str(raw)
+        if not as_text.strip():
+            raise ValueError("destination: must not be empty")
+        path = ObjectStoragePath(raw, conn_id=self.destination_conn_id) if isinstance(raw, str) else raw
+        if self.destination_conn_id and isinstance(raw, ObjectStoragePath) and not raw.conn_id:
+            path = ObjectStoragePath(str(raw), conn_id=self.destination_conn_id)
+        if as_text.endswith("/") or not posixpath.splitext(path.name)[1] or path.is_dir():
+            return path / video.file_name()
+        return path
+
+    def _write_sidecar(
+        self, target: ObjectStoragePath, video: VideoSource, output: dict[str, Any], context: Context
+    ) -> ObjectStoragePath:
+        ti = context.get("ti")
+        document: dict[str, Any] = {k: video.info[k] for k in _SIDECAR_SOURCE_KEYS if k in video.info}
+        document.update({k: output[k] for k in ("path", "size", "sha256", "content_type", "source_url")})
+        document["saved_at"] = datetime.now(timezone.utc).isoformat()
+        if ti is not None:
+            document["airflow"] = {
+                "dag_id": ti.dag_id,
+                "run_id": ti.run_id,
+                "task_id": ti.task_id,
+                "map_index": getattr(ti, "map_index", -1),
+            }
+        if isinstance(self.sidecar, Mapping):
+            document.update(self.sidecar)
+        sidecar = target.parent / f"{posixpath.splitext(target.name)[0]}.json"
+        tmp = temporary_sibling(sidecar)
+        ensure_parent(sidecar)
+        try:
+            with tmp.fs.open(tmp.path, "w") as fh:
+                json.dump(document, fh, indent=2, sort_keys=True, default=str)
+            commit(tmp, sidecar)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        self.log.info("Wrote sidecar %s", sidecar)
+        return sidecar
+
+    def _emit_asset_events(self, context: Context, output: dict[str, Any]) -> None:
+        if not self.outlets:
+            return
+        from airflow.sdk import Asset, AssetAlias
+
+        extra = {k: output[k] for k in ("path", "size", "sha256", "content_type", "request_id", "source_url")}
+        events = context["outlet_events"]
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(extra)
+            elif isinstance(outlet, AssetAlias):
+                events[outlet].add(Asset(output["path"]), extra=extra)
