@@ -1,0 +1,508 @@
+"""``KlingHook``: fal.ai's queue API (submit, follow, fetch, cancel, upload) for Airflow.
+
+The hook is a thin I/O shell: requests are built and answers parsed by
+:mod:`airflow_provider_kling.protocol`, retries come from one shared :class:`RetryPolicy`. The sync
+half (``httpx.Client``) serves workers; the async half (``httpx.AsyncClient``) serves the triggerer and
+reads its connection only through ``aget_connection``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+from httpx_sse import EventSource
+
+from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
+from airflow_provider_kling.hooks._masking import amask_key, mask_key
+from airflow_provider_kling.hooks._sources import UploadSource, open_source
+from airflow_provider_kling.protocol import errors
+from airflow_provider_kling.protocol.config import FalSettings, settings_from_connection
+from airflow_provider_kling.protocol.queue import MalformedEventError, QueueProtocol
+from airflow_provider_kling.protocol.retry import CallKind, RetryPolicy
+from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
+from airflow_provider_kling.protocol.uploads import (
+    MULTIPART_THRESHOLD,
+    PART_SIZE,
+    CdnToken,
+    UploadProtocol,
+    guess_content_type,
+)
+
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover - Airflow without the task SDK export
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+RequestFactory = Callable[[], httpx.Request]
+
+
+class _StreamUnavailable(Exception):
+    """The SSE status stream cannot be used (or broke); polling takes over."""
+
+
+class KlingHook(BaseHook):
+    """Talk to fal.ai's queue API (Kling video models and any other fal endpoint).
+
+    Connection (type ``fal``): password = API key (``<key_id>:<key_secret>``; when empty, ``FAL_KEY`` or
+    ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` from the environment); host = queue URL (default
+    ``https://queue.fal.run``; extra ``queue_url`` wins); extras ``rest_url``, ``cdn_url``,
+    ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``.
+
+    :param fal_conn_id: the ``fal`` connection to use.
+    :param timeout: read timeout of each HTTP call in seconds (overrides the ``request_timeout`` extra).
+    :param retry_policy: retry/back-off policy of every call (defaults to :attr:`default_retry_policy`).
+    """
+
+    conn_name_attr = "fal_conn_id"
+    default_conn_name = "fal_default"
+    conn_type = "fal"
+    hook_name = "fal.ai (Kling)"
+
+    default_retry_policy = RetryPolicy()
+    #: Files larger than this are uploaded in parts (fal-client's threshold); overridable per instance.
+    multipart_threshold: int = MULTIPART_THRESHOLD
+    #: Size of one multipart part.
+    multipart_part_size: int = PART_SIZE
+
+    def __init__(
+        self,
+        fal_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.fal_conn_id = fal_conn_id
+        self.timeout = timeout
+        self.retry_policy = retry_policy or self.default_retry_policy
+        self._settings: FalSettings | None = None
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._cdn_token: CdnToken | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form for Airflow < 3.2 (3.2+ reads ``ui-field-behaviour`` from provider info)."""
+        return {
+            "hidden_fields": ["login", "schema", "port"],
+            "relabeling": {"password": "API Key", "host": "Queue URL"},
+            "placeholders": {"host": "https://queue.fal.run", "password": "<key_id>:<key_secret>"},
+        }
+
+    # -- connection -----------------------------------------------------------------------------
+    def _build_settings(self, conn: Any) -> FalSettings:
+        return settings_from_connection(
+            host=conn.host,
+            port=conn.port,
+            password=conn.password,
+            # The raw text, parsed by the protocol core: the same on both paths, and no sync
+            # extra_dejson call that could block the triggerer's event loop.
+            extra=conn.extra,
+            environ=os.environ,
+            timeout=self.timeout,
+        )
+
+    @property
+    def settings(self) -> FalSettings:
+        """The resolved connection (read once per hook instance)."""
+        if self._settings is None:
+            settings = self._build_settings(self.get_connection(self.fal_conn_id))
+            mask_key(settings.key)
+            self._settings = settings
+        return self._settings
+
+    async def _asettings(self) -> FalSettings:
+        if self._settings is None:
+            conn = await self.aget_connection(self.fal_conn_id)
+            settings = self._build_settings(conn)
+            await amask_key(settings.key)
+            self._settings = settings
+        return self._settings
+
+    def _timeout(self, settings: FalSettings) -> httpx.Timeout:
+        return httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout)
+
+    @property
+    def _queue(self) -> QueueProtocol:
+        return QueueProtocol(self.settings)
+
+    @property
+    def prices(self) -> dict[str, Any]:
+        """Price overrides from the connection extra ``prices`` (``{}`` when there are none)."""
+        return dict(self.settings.prices)
+
+    def dashboard_url(self, request_id: str, endpoint_id: str) -> str | None:
+        """The fal dashboard page of a request, from the ``dashboard_url_template`` extra."""
+        template = self.settings.dashboard_url_template
+        try:
+            return template.format(request_id=request_id, endpoint_id=endpoint_id)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise KlingConfigurationError(
+                f"Connection extra 'dashboard_url_template' {template!r} is invalid: only {{request_id}} and "
+                f"{{endpoint_id}} may be used ({type(exc).__name__}: {exc})"
+            ) from None
+
+    # -- sync transport -------------------------------------------------------------------------
+    def get_conn(self) -> httpx.Client:
+        """The hook's pooled ``httpx.Client`` (created on first use)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout(self.settings))
+        return self._client
+
+    def _send(
+        self, request: httpx.Request | RequestFactory, *, kind: CallKind = "idempotent", label: str
+    ) -> httpx.Response:
+        """Send with retries; returns the last response (any status) or raises the last httpx error."""
+        client = self.get_conn()
+        build: RequestFactory = request if callable(request) else (lambda: request)
+        return self.retry_policy.retrying(kind, label)(lambda: client.send(build()))
+
+    def _call(self, request: httpx.Request, *, operation: str, fal_request: FalRequest) -> httpx.Response:
+        try:
+            return self._send(request, label=f"{operation} of {fal_request.request_id}")
+        except httpx.HTTPError as exc:
+            raise self._queue.transport_failure(exc, operation, fal_request) from exc
+
+    # -- queue (sync) ---------------------------------------------------------------------------
+    def submit(
+        self,
+        endpoint_id: str,
+        arguments: dict[str, Any],
+        *,
+        webhook_url: str | None = None,
+        priority: str | None = None,
+        start_timeout: float | None = None,
+    ) -> FalRequest:
+        """Queue one request; never sent twice unless fal provably did not receive it.
+
+        :param endpoint_id: e.g. ``fal-ai/kling-video/v1.6/standard/image-to-video``.
+        :param arguments: the model input, sent as JSON.
+        :param webhook_url: fal POSTs the outcome there (``fal_webhook``).
+        :param priority: ``normal`` or ``low``.
+        :param start_timeout: seconds (> 1) the request may wait to *start* before fal gives up.
+        :raises KlingSubmitUncertainError: when fal may have created the job but the answer was lost.
+        """
+        queue = self._queue
+        request = queue.submit_request(
+            endpoint_id, arguments, webhook_url=webhook_url, priority=priority, start_timeout=start_timeout
+        )
+        try:
+            response = self._send(request, kind="submit", label=f"submit to {endpoint_id}")
+        except httpx.HTTPError as exc:
+            raise queue.submit_transport_failure(exc, endpoint_id) from exc
+        handle = queue.parse_submit(response, endpoint_id)
+        self.log.info("Submitted fal request %s to %s", handle.request_id, handle.endpoint_id)
+        return handle
+
+    def request_from_id(self, endpoint_id: str, request_id: str) -> FalRequest:
+        """Rebuild a handle from a request id (URLs derived from owner/alias; prefer stored handles)."""
+        return self._queue.request_from_id(endpoint_id, request_id)
+
+    def get_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
+        """One status poll. Logs are a sliding window: dedupe them with :class:`LogDeduper`."""
+        queue = self._queue
+        response = self._call(
+            queue.status_request(request, logs=logs), operation="status", fal_request=request
+        )
+        return queue.parse_status(response, request)
+
+    def get_result(self, request: FalRequest) -> dict[str, Any]:
+        """The output of a COMPLETED request; a failed job raises its mapped error."""
+        queue = self._queue
+        response = self._call(queue.result_request(request), operation="result", fal_request=request)
+        return queue.parse_result(response, request)
+
+    def cancel(self, request: FalRequest) -> CancelOutcome:
+        """Ask fal to cancel; returns CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND."""
+        queue = self._queue
+        response = self._call(queue.cancel_request(request), operation="cancel", fal_request=request)
+        outcome = queue.parse_cancel(response, request)
+        self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
+        return outcome
+
+    def wait(
+        self,
+        request: FalRequest,
+        *,
+        poll_interval: float = 5.0,
+        timeout: float | None = None,
+        on_update: Callable[[RequestStatus], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until COMPLETED and return the result (fal-client's ``subscribe``).
+
+        :param poll_interval: seconds between polls.
+        :param timeout: overall deadline in seconds; on expiry the request is cancelled (best effort)
+            and :class:`KlingTimeoutError` is raised.
+        :param on_update: called with every :class:`RequestStatus`, the final one included.
+        """
+        if poll_interval < 0:
+            raise KlingConfigurationError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
+        if timeout is not None and timeout <= 0:
+            raise KlingConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_state = None
+        while True:
+            status = self.get_status(request, logs=True)
+            if status.status != last_state:
+                self.log.info("fal request %s is %s", request.request_id, status.status)
+                last_state = status.status
+            if on_update is not None:
+                on_update(status)
+            if status.done:
+                return self.get_result(request)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                outcome = self._cancel_quietly(request)
+                raise KlingTimeoutError(
+                    f"fal request {request.request_id} of {request.endpoint_id} did not complete within "
+                    f"{timeout:g} s (last status {status.status}); cancel: {outcome}",
+                    request_id=request.request_id,
+                )
+            time.sleep(poll_interval if remaining is None else min(poll_interval, remaining))
+
+    def _cancel_quietly(self, request: FalRequest) -> str:
+        try:
+            return self.cancel(request)
+        except KlingError as exc:
+            self.log.warning("Could not cancel fal request %s: %s", request.request_id, exc)
+            return f"failed ({type(exc).__name__})"
+
+    # -- uploads --------------------------------------------------------------------------------
+    def upload_file(
+        self,
+        source: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        content_type: str | None = None,
+        file_name: str | None = None,
+    ) -> str:
+        """Upload a file to fal storage and return its URL (usable as a model input).
+
+        CDN first (single POST, or multipart above :attr:`multipart_threshold`); if that fails, fal's
+        initiate + presigned PUT (the fal key is never sent to the presigned URL).
+
+        :param source: a path, the bytes, or a binary file object (read from its current position).
+        :param content_type: MIME type; guessed from the file name when omitted.
+        :param file_name: name to store (defaults to the path's / file object's name).
+        """
+        settings = self.settings  # a missing key fails here, before anything is read or sent
+        with open_source(source, file_name=file_name) as src:
+            mime = content_type or guess_content_type(src.name)
+            try:
+                url = self._upload_cdn(src, mime)
+            except KlingError as cdn_error:
+                self.log.warning(
+                    "Upload to the fal CDN failed (%s); falling back to a presigned upload",
+                    errors.scrub(str(cdn_error), (settings.key,)),
+                )
+                try:
+                    url = self._upload_presigned(src, mime)
+                except KlingError as error:
+                    raise error from cdn_error
+        self.log.info("Uploaded %s (%d bytes, %s) to %s", src.name or "data", src.size, mime, url)
+        return url
+
+    def _storage_call(self, request: httpx.Request | RequestFactory, step: str) -> httpx.Response:
+        try:
+            return self._send(request, label=f"upload ({step})")
+        except httpx.HTTPError as exc:
+            raise errors.transport_error(
+                exc, operation=f"upload ({step})", secrets=(self.settings.key,)
+            ) from exc
+
+    def _token(self, storage: UploadProtocol, *, force: bool = False) -> CdnToken:
+        if force or self._cdn_token is None or not self._cdn_token.usable():
+            self._cdn_token = storage.parse_token(self._storage_call(storage.token_request(), "token"))
+        return self._cdn_token
+
+    def _upload_cdn(self, src: UploadSource, mime: str) -> str:
+        storage = UploadProtocol(self.settings)
+        token = self._token(storage)
+        if src.size <= self.multipart_threshold:
+            response = self._storage_call(
+                lambda: storage.single_upload_request(
+                    token, src.content(), size=src.size, content_type=mime, file_name=src.name
+                ),
+                "single",
+            )
+            return storage.parse_access_url(response, "single")
+        access_url, upload_id = storage.parse_multipart_initiate(
+            self._storage_call(
+                storage.multipart_initiate_request(token, content_type=mime, file_name=src.name),
+                "multipart initiate",
+            )
+        )
+        parts = []
+        for number, offset in enumerate(range(0, src.size, self.multipart_part_size), start=1):
+            data = src.read_range(offset, min(self.multipart_part_size, src.size - offset))
+            response = self._storage_call(
+                storage.multipart_part_request(token, access_url, upload_id, number, data, content_type=mime),
+                f"part {number}",
+            )
+            parts.append({"partNumber": number, "etag": storage.parse_part(response, number)})
+        response = self._storage_call(
+            storage.multipart_complete_request(token, access_url, upload_id, parts), "multipart complete"
+        )
+        return storage.parse_complete(response, access_url)
+
+    def _upload_presigned(self, src: UploadSource, mime: str) -> str:
+        storage = UploadProtocol(self.settings)
+        upload_url, file_url = storage.parse_initiate(
+            self._storage_call(storage.initiate_request(content_type=mime, file_name=src.name), "initiate")
+        )
+        response = self._storage_call(
+            lambda: storage.presigned_put_request(
+                upload_url, src.content(), size=src.size, content_type=mime
+            ),
+            "presigned PUT",
+        )
+        storage.check_presigned(response)
+        return file_url
+
+    def test_connection(self) -> tuple[bool, str]:
+        """For the UI's Test button: an authenticated CDN-token request plus a reachability probe of the
+        queue (no job is created, nothing is billed)."""
+        try:
+            settings = self.settings
+            self._token(UploadProtocol(settings), force=True)
+            probe = self.request_from_id("fal-ai/kling-video", "00000000-0000-0000-0000-000000000000")
+            response = self._call(
+                self._queue.status_request(probe, logs=False), operation="status", fal_request=probe
+            )
+            if response.status_code in (401, 403) or response.status_code >= 500:
+                raise self._queue.http_error(response, "status", probe)
+        except Exception as exc:
+            secrets = (self._settings.key,) if self._settings else ()
+            return False, errors.scrub(f"{type(exc).__name__}: {exc}", secrets)
+        return True, (
+            f"Connected to fal: the API key (from {settings.key_source}) was accepted by {settings.rest_url} "
+            f"and the queue at {settings.queue_url} answered."
+        )
+
+    # -- async ----------------------------------------------------------------------------------
+    async def _aget_client(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            settings = await self._asettings()
+            self._aclient = httpx.AsyncClient(timeout=self._timeout(settings))
+        return self._aclient
+
+    async def _acall(
+        self, request: httpx.Request, *, operation: str, fal_request: FalRequest
+    ) -> httpx.Response:
+        client = await self._aget_client()
+        label = f"{operation} of {fal_request.request_id}"
+        try:
+            return await self.retry_policy.async_retrying("idempotent", label)(client.send, request)
+        except httpx.HTTPError as exc:
+            raise QueueProtocol(await self._asettings()).transport_failure(
+                exc, operation, fal_request
+            ) from exc
+
+    async def aget_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
+        """Async :meth:`get_status`."""
+        queue = QueueProtocol(await self._asettings())
+        response = await self._acall(
+            queue.status_request(request, logs=logs), operation="status", fal_request=request
+        )
+        return queue.parse_status(response, request)
+
+    async def aget_result(self, request: FalRequest) -> dict[str, Any]:
+        """Async :meth:`get_result`."""
+        queue = QueueProtocol(await self._asettings())
+        response = await self._acall(queue.result_request(request), operation="result", fal_request=request)
+        return queue.parse_result(response, request)
+
+    async def acancel(self, request: FalRequest) -> CancelOutcome:
+        """Async :meth:`cancel`."""
+        queue = QueueProtocol(await self._asettings())
+        response = await self._acall(queue.cancel_request(request), operation="cancel", fal_request=request)
+        return queue.parse_cancel(response, request)
+
+    async def astream_status(
+        self, request: FalRequest, *, poll_interval: float = 5.0, use_sse: bool = True, logs: bool = True
+    ) -> AsyncIterator[RequestStatus]:
+        """Statuses until COMPLETED (the last item): from fal's SSE status stream, or by polling every
+        ``poll_interval`` seconds when the stream is unavailable or breaks.
+
+        Items are what fal sent: logs may repeat across items (a polled window slides, a stream may
+        resend), so consumers that print logs should pass them through :class:`LogDeduper`.
+        """
+        if use_sse:
+            try:
+                async with aclosing(self._asse(request, logs=logs)) as stream:
+                    async for status in stream:
+                        yield status
+                        if status.done:
+                            return
+                reason = "the stream ended before COMPLETED"
+            except _StreamUnavailable as exc:
+                reason = str(exc)
+            self.log.info(
+                "fal status stream of %s unavailable (%s); polling every %s s",
+                request.request_id,
+                reason,
+                poll_interval,
+            )
+        while True:
+            status = await self.aget_status(request, logs=logs)
+            yield status
+            if status.done:
+                return
+            await asyncio.sleep(poll_interval)
+
+    async def _asse(self, request: FalRequest, *, logs: bool) -> AsyncGenerator[RequestStatus, None]:
+        queue = QueueProtocol(await self._asettings())
+        client = await self._aget_client()
+        try:
+            response = await client.send(queue.status_stream_request(request, logs=logs), stream=True)
+        except httpx.HTTPError as exc:
+            raise _StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            if not response.is_success:
+                raise _StreamUnavailable(f"HTTP {response.status_code}")
+            content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+            if content_type != "text/event-stream":
+                raise _StreamUnavailable(f"content type {content_type or 'missing'!r}")
+            async for event in EventSource(response).aiter_sse():
+                if event.data.strip():  # keep-alive comments never reach here; empty events are skipped
+                    yield queue.parse_status_event(event.data, request)
+        except (httpx.HTTPError, MalformedEventError) as exc:
+            raise _StreamUnavailable(f"the stream broke: {type(exc).__name__}") from exc
+        finally:
+            await response.aclose()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the sync HTTP client (idempotent)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close the async HTTP client (idempotent)."""
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    def __enter__(self) -> KlingHook:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> KlingHook:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,198 @@
+"""Connection settings: base URLs, timeouts and the API key, from plain connection values.
+
+Pure functions over the connection's fields (host, port, password, extra) and an environment
+mapping, so the sync and the async hook resolve a connection identically and tests need no Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_kling.exceptions import KlingConfigurationError
+
+DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_REST_URL = "https://rest.fal.ai"
+DEFAULT_CDN_URL = "https://v3.fal.media"
+DEFAULT_REQUEST_TIMEOUT = 120.0
+# fal-client's QUEUE_POLL_TIMEOUT: a host that takes longer than this to accept a connection is down.
+CONNECT_TIMEOUT = 30.0
+DEFAULT_DASHBOARD_URL_TEMPLATE = "https://fal.ai/dashboard/requests/{request_id}"
+
+KEY_SOURCES_HINT = (
+    "set the connection's password (API Key) to '<key_id>:<key_secret>', or export FAL_KEY "
+    "(or FAL_KEY_ID and FAL_KEY_SECRET) in the environment of the worker and the triggerer"
+)
+
+
+@dataclass(frozen=True)
+class FalSettings:
+    """Everything the hook needs from a ``fal`` connection.
+
+    :param queue_url: queue API root (submit/status/result/cancel).
+    :param rest_url: REST API root (storage tokens, upload initiate).
+    :param cdn_url: CDN root (file uploads).
+    :param request_timeout: read/write timeout of each HTTP call, seconds.
+    :param connect_timeout: connect timeout, seconds.
+    :param dashboard_url_template: template of the "fal request" link (``{request_id}``, ``{endpoint_id}``).
+    :param prices: per-endpoint price overrides from the ``prices`` extra.
+    :param key: the fal API key (never shown in ``repr``).
+    :param key_source: where the key came from (``password``, ``FAL_KEY``, ``FAL_KEY_ID+FAL_KEY_SECRET``).
+    """
+
+    queue_url: str = DEFAULT_QUEUE_URL
+    rest_url: str = DEFAULT_REST_URL
+    cdn_url: str = DEFAULT_CDN_URL
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+    dashboard_url_template: str = DEFAULT_DASHBOARD_URL_TEMPLATE
+    prices: dict[str, Any] = field(default_factory=dict)
+    key: str = field(default="", repr=False)
+    key_source: str = ""
+
+
+def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The connection extra as a dict; accepts the JSON text Airflow stores or an already parsed dict.
+
+    Keys written by old-style UI forms (``extra__fal__rest_url``) are accepted as their short names.
+    """
+    if extra is None or extra == "":
+        return {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise KlingConfigurationError(f"The connection extra is not valid JSON: {exc.msg}") from None
+    if not isinstance(extra, Mapping):
+        raise KlingConfigurationError("The connection extra must be a JSON object")
+    out: dict[str, Any] = {}
+    for name, value in extra.items():
+        short = name[len("extra__fal__") :] if name.startswith("extra__fal__") else name
+        # An explicit short key wins over its legacy prefixed twin.
+        if short not in out or name == short:
+            out[short] = value
+    return out
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _base_url(value: Any, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise KlingConfigurationError(f"Connection field {field_name!r} must be a URL string, got {value!r}")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise KlingConfigurationError(
+            f"Connection field {field_name!r} must be an absolute http(s) URL such as "
+            f"'https://queue.fal.run', got {value!r}"
+        )
+    return url
+
+
+def _queue_url_from_host(host: str, port: int | None) -> str:
+    host = host.strip().rstrip("/")
+    if "://" in host:
+        url = _base_url(host, "host")
+        parts = urlsplit(url)
+        if port and parts.port is None:
+            url = parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
+        return url
+    # A bare host name means the real (TLS) service on another host name, e.g. queue.falrun.com.
+    netloc = f"{host}:{port}" if port else host
+    return _base_url(f"https://{netloc}", "host")
+
+
+def _positive_seconds(value: Any, field_name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise KlingConfigurationError(
+            f"Connection extra {field_name!r} must be a number of seconds, got {value!r}"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise KlingConfigurationError(f"Connection extra {field_name!r} must be > 0 seconds, got {value!r}")
+    return seconds
+
+
+def _json_dict(value: Any, field_name: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise KlingConfigurationError(
+                f"Connection extra {field_name!r} must be a JSON object, got {value!r}"
+            ) from None
+    if not isinstance(value, Mapping):
+        raise KlingConfigurationError(f"Connection extra {field_name!r} must be a JSON object, got {value!r}")
+    return dict(value)
+
+
+def resolve_key(password: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """Return ``(key, source)``: the password, else ``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``.
+
+    :raises KlingConfigurationError: naming both places a key can come from.
+    """
+    if password and password.strip():
+        return password.strip(), "password"
+    env_key = environ.get("FAL_KEY", "").strip()
+    if env_key:
+        return env_key, "FAL_KEY"
+    key_id = environ.get("FAL_KEY_ID", "").strip()
+    key_secret = environ.get("FAL_KEY_SECRET", "").strip()
+    if key_id and key_secret:
+        return f"{key_id}:{key_secret}", "FAL_KEY_ID+FAL_KEY_SECRET"
+    raise KlingConfigurationError(f"No fal API key found: {KEY_SOURCES_HINT}")
+
+
+def settings_from_connection(
+    *,
+    host: str | None,
+    port: int | None,
+    password: str | None,
+    extra: str | Mapping[str, Any] | None,
+    environ: Mapping[str, str],
+    timeout: float | None = None,
+) -> FalSettings:
+    """Build :class:`FalSettings` from a connection's fields.
+
+    :param timeout: a per-hook override of the ``request_timeout`` extra.
+    """
+    extras = parse_extra(extra)
+    if _present(extras.get("queue_url")):
+        queue_url = _base_url(extras["queue_url"], "queue_url")
+    elif _present(host):
+        queue_url = _queue_url_from_host(str(host), port)
+    else:
+        queue_url = DEFAULT_QUEUE_URL
+    rest_url = (
+        _base_url(extras["rest_url"], "rest_url") if _present(extras.get("rest_url")) else DEFAULT_REST_URL
+    )
+    cdn_url = _base_url(extras["cdn_url"], "cdn_url") if _present(extras.get("cdn_url")) else DEFAULT_CDN_URL
+    if timeout is not None:
+        request_timeout = _positive_seconds(timeout, "timeout")
+    elif _present(extras.get("request_timeout")):
+        request_timeout = _positive_seconds(extras["request_timeout"], "request_timeout")
+    else:
+        request_timeout = DEFAULT_REQUEST_TIMEOUT
+    # A blank template (what a UI form stores when left empty) means "use fal's dashboard".
+    template = extras.get("dashboard_url_template")
+    dashboard = str(template).strip() if _present(template) else DEFAULT_DASHBOARD_URL_TEMPLATE
+    prices = _json_dict(extras["prices"], "prices") if _present(extras.get("prices")) else {}
+    key, key_source = resolve_key(password, environ)
+    return FalSettings(
+        queue_url=queue_url,
+        rest_url=rest_url,
+        cdn_url=cdn_url,
+        request_timeout=request_timeout,
+        connect_timeout=min(CONNECT_TIMEOUT, request_timeout),
+        dashboard_url_template=dashboard,
+        prices=prices,
+        key=key,
+        key_source=key_source,
+    )
