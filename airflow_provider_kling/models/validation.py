@@ -1,0 +1,222 @@
+"""Validate arguments before any money is spent, and answer as fal would at result time.
+
+fal validates a request only after queueing it (submit answers 200; the 422 shows up at result
+time), so a bad argument costs a queue slot and sometimes GPU time. :func:`validate_arguments`
+and :func:`prepare_arguments` refuse bad input locally, naming each field and its limit;
+:func:`fal_validation_errors` is the server's view of the same models, used by the emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_provider_kling.exceptions import KlingConfigurationError, KlingValidationError
+from airflow_provider_kling.models.errors import (
+    Loc,
+    format_loc,
+    raise_validation_error,
+    to_client_errors,
+    to_fal_detail,
+)
+from airflow_provider_kling.models.files import (
+    PendingUpload,
+    collect_file_inputs,
+    copy_tree,
+    guess_file_fields,
+    run_uploads,
+    set_at,
+)
+from airflow_provider_kling.models.pricing import find_override, load_overrides
+from airflow_provider_kling.models.registry import ENDPOINT_ID_PATTERN, EndpointSpec, get_endpoint
+
+log = logging.getLogger(__name__)
+
+_CLIENT_CONTEXT = {"client": True, "defer_cross_checks": True}
+_SERVER_CONTEXT = {"defer_cross_checks": True}
+
+
+def _check_endpoint_id(endpoint_id: Any) -> str:
+    if not isinstance(endpoint_id, str) or not ENDPOINT_ID_PATTERN.match(endpoint_id.strip("/")):
+        raise KlingConfigurationError(
+            f"endpoint_id {endpoint_id!r} is not a fal endpoint id (expected owner/app[/path], "
+            "e.g. 'fal-ai/kling-video/v1.6/standard/image-to-video')"
+        )
+    return endpoint_id.strip("/")
+
+
+def _check_mapping(endpoint_id: str, arguments: Any) -> dict[str, Any]:
+    if not isinstance(arguments, Mapping):
+        raise KlingValidationError(
+            f"Invalid arguments for {endpoint_id}: arguments must be a dict (JSON object), "
+            f"got {type(arguments).__name__}",
+            errors=[{"loc": (), "msg": "must be a dict (JSON object)", "type": "dict_type"}],
+        )
+    return copy_tree(dict(arguments))
+
+
+def _json_errors(value: Any, loc: Loc = ()) -> list[dict[str, Any]]:
+    """Values ``json.dumps`` would refuse (or turn into invalid JSON such as NaN), by location."""
+    if isinstance(value, dict):
+        errors = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                errors.append({"loc": loc, "msg": f"key {key!r} is not a string", "type": "json_type"})
+            else:
+                errors.extend(_json_errors(item, (*loc, key)))
+        return errors
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in _json_errors(item, (*loc, i))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [{"loc": loc, "msg": f"{value} is not valid JSON", "type": "json_type"}]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return []
+    return [{"loc": loc, "msg": f"{type(value).__name__} is not JSON-serialisable", "type": "json_type"}]
+
+
+def _validate_unknown(endpoint_id: str, data: dict[str, Any]) -> tuple[dict[str, Any], list[PendingUpload]]:
+    # New Kling models appear monthly; blocking them would force users to wait for a release.
+    pending, errors = collect_file_inputs(data, guess_file_fields(data))
+    errors += _json_errors(data)
+    if errors:
+        raise_validation_error(endpoint_id, errors)
+    log.warning(
+        "Endpoint %s is not in this provider's registry: its arguments were only checked to be JSON "
+        "and were NOT validated locally (fal reports mistakes only after the job was queued).",
+        endpoint_id,
+    )
+    return data, pending
+
+
+def _validate_known(spec: EndpointSpec, data: dict[str, Any]) -> tuple[dict[str, Any], list[PendingUpload]]:
+    model_cls = spec.request_model
+    pending, errors = collect_file_inputs(data, model_cls.file_fields)
+    try:
+        model = model_cls.model_validate(data, context=_CLIENT_CONTEXT)
+    except ValidationError as exc:
+        errors += to_client_errors(exc.errors(include_url=False), model_cls, spec.endpoint_id)
+        raise_validation_error(spec.endpoint_id, errors)
+    errors += model.cross_field_errors()
+    if errors:
+        raise_validation_error(spec.endpoint_id, errors)
+    return model.model_dump(mode="json", exclude_none=True), pending
+
+
+def _validate(endpoint_id: str, arguments: Any) -> tuple[dict[str, Any], list[PendingUpload]]:
+    endpoint_id = _check_endpoint_id(endpoint_id)
+    data = _check_mapping(endpoint_id, arguments)
+    spec = get_endpoint(endpoint_id)
+    if spec is None:
+        return _validate_unknown(endpoint_id, data)
+    return _validate_known(spec, data)
+
+
+def validate_arguments(endpoint_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Check ``arguments`` for ``endpoint_id`` without any network call; return fal's JSON.
+
+    The result is exactly the body that will be submitted: defaults filled in (fal's own
+    defaults), ``duration`` as a string, None values dropped. File inputs that still need an
+    upload (local paths, bytes, ObjectStoragePath) are left as given — :func:`prepare_arguments`
+    replaces them by URLs. Unknown endpoint ids get a JSON check and a logged warning.
+
+    :param endpoint_id: fal endpoint id, e.g. ``fal-ai/kling-video/v1.6/standard/image-to-video``.
+    :param arguments: the request body as a user wrote it.
+    :raises KlingValidationError: listing each bad field with its limit (``.errors`` has
+        ``loc``/``msg``/``type`` per field).
+    :raises KlingConfigurationError: when ``endpoint_id`` is malformed.
+    """
+    payload, pending = _validate(endpoint_id, arguments)
+    for item in pending:
+        set_at(payload, item.loc, item.original)
+    return payload
+
+
+def prepare_arguments(
+    endpoint_id: str, arguments: dict[str, Any], *, upload: Callable[..., str]
+) -> dict[str, Any]:
+    """Validate everything (including local files' headers), then upload files, then return fal's JSON.
+
+    Nothing is uploaded unless every argument passed, and each distinct file is uploaded once.
+
+    :param endpoint_id: fal endpoint id.
+    :param arguments: the request body as a user wrote it.
+    :param upload: called as ``upload(source, content_type=..., file_name=...)`` for each file
+        that is not a URL (in practice :meth:`KlingHook.upload_file`); returns the file's URL.
+        ``source`` is a :class:`~pathlib.Path`, ``bytes``, or an open binary file (object storage).
+    """
+    payload, pending = _validate(endpoint_id, arguments)
+    run_uploads(payload, pending, upload)
+    return payload
+
+
+def fal_validation_errors(endpoint_id: str, arguments: Any) -> list[dict[str, Any]] | None:
+    """What fal itself answers for these arguments at result time.
+
+    A fal-style 422 ``detail`` list (``{"loc": ["body", ...], "msg": ..., "type": ...}``), ``[]``
+    when valid, None for endpoint ids not in the registry. Only what fal's schema checks
+    (fields, types, enums, ranges, lengths, URL schemes) plus Kling's cross-field rules, which
+    fal passes through and Kling rejects; unknown fields are ignored as fal does. Client-only
+    checks (image headers, local files) are not applied.
+    """
+    spec = get_endpoint(endpoint_id) if isinstance(endpoint_id, str) else None
+    if spec is None:
+        return None
+    if not isinstance(arguments, dict):
+        return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
+    data = copy_tree(arguments)
+    for _ in range(2):
+        try:
+            model = spec.request_model.model_validate(data, context=_SERVER_CONTEXT)
+            break
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            extras = [e for e in errors if e["type"] == "extra_forbidden"]
+            if len(extras) < len(errors):
+                return [to_fal_detail(e) for e in errors if e["type"] != "extra_forbidden"]
+            # fal's models ignore unknown fields: drop them and validate again.
+            for e in extras:
+                _drop(data, tuple(e["loc"]))
+    else:  # pragma: no cover - the second pass has no extras left
+        return []
+    return [to_fal_detail(e) for e in model.cross_field_errors()]
+
+
+def _drop(data: Any, loc: Loc) -> None:
+    for part in loc[:-1]:
+        data = data[part]
+    data.pop(loc[-1], None)
+
+
+def estimate_cost(
+    endpoint_id: str, arguments: Mapping[str, Any], *, prices: Mapping[str, Any] | str | None = None
+) -> Decimal | None:
+    """Estimated USD cost of one request, or None when no price is known.
+
+    Reads the registry price unless ``prices`` (the ``fal`` connection's ``prices`` extra, see
+    :mod:`airflow_provider_kling.models.pricing` for the format) has an entry for the id.
+    Missing arguments take fal's defaults (``duration "5"``, ``generate_audio`` on for v2.6).
+    Never raises for bad arguments (returns None); raises KlingConfigurationError for a bad
+    ``prices`` entry.
+    """
+    spec = get_endpoint(endpoint_id)
+    override = find_override(str(endpoint_id).strip("/"), load_overrides(prices))
+    price = override or (spec.price if spec else None)
+    if price is None or not isinstance(arguments, Mapping):
+        return None
+    filled: dict[str, Any] = {}
+    if spec is not None:
+        for name, info in spec.request_model.model_fields.items():
+            if not info.is_required() and info.default is not None:
+                filled[name] = info.default
+    filled.update({k: v for k, v in arguments.items() if v is not None})
+    return price.cost(filled)
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    """``"prompt: at most 2500 characters (got 2600); cfg_scale: ..."`` for a list of errors."""
+    return "; ".join(f"{format_loc(e['loc'])}: {e['msg']}" for e in errors)
