@@ -1,0 +1,63 @@
+"""Turn a stream of :class:`RequestStatus` snapshots into readable task-log lines.
+
+Shared by the worker-side wait (sync mode, the sensor) and the trigger (deferrable mode), so both
+modes log the same things: queue position changes, new model log lines and elapsed time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from airflow_provider_kling.protocol.types import RequestStatus
+
+# fal returns a sliding window of log lines; remembering every key we printed is enough to avoid
+# repeats, and a bound keeps hours-long waits from growing the set without limit.
+_MAX_REMEMBERED_LOG_KEYS = 2000
+
+
+class ProgressReporter:
+    """Log what changed since the last status snapshot of one request.
+
+    :param log: logger of the task or trigger (``self.log``).
+    :param request_id: the fal request followed (prefixes every line).
+    :param started_at: epoch seconds the request was submitted; elapsed time is counted from it.
+    """
+
+    def __init__(self, log: logging.Logger | Any, request_id: str, started_at: float | None = None) -> None:
+        self.log = log
+        self.request_id = request_id
+        self.started_at = time.time() if started_at is None else started_at
+        self._last_status: str | None = None
+        self._last_position: int | None = None
+        self._seen_logs: set[tuple[str, str]] = set()
+
+    @property
+    def elapsed(self) -> float:
+        return max(0.0, time.time() - self.started_at)
+
+    def update(self, status: RequestStatus) -> None:
+        """Log the differences between ``status`` and the previously seen snapshot."""
+        elapsed = f"{self.elapsed:.0f}s"
+        if status.status != self._last_status or (
+            status.status == "IN_QUEUE" and status.queue_position != self._last_position
+        ):
+            if status.status == "IN_QUEUE":
+                self.log.info(
+                    "fal request %s: in queue, position %s (elapsed %s)",
+                    self.request_id,
+                    status.queue_position,
+                    elapsed,
+                )
+            else:
+                self.log.info("fal request %s: %s (elapsed %s)", self.request_id, status.status, elapsed)
+            self._last_status = status.status
+            self._last_position = status.queue_position
+        for entry in status.logs:
+            if entry.key in self._seen_logs:
+                continue
+            if len(self._seen_logs) >= _MAX_REMEMBERED_LOG_KEYS:
+                self._seen_logs.clear()
+            self._seen_logs.add(entry.key)
+            self.log.info("fal request %s [%s] %s", self.request_id, entry.level, entry.message)

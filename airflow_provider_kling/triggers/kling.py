@@ -1,0 +1,304 @@
+"""Deferrable trigger that follows one fal queue request until it completes.
+
+The trigger only ever reads (status GETs, the SSE status stream); submitting and fetching the
+result happen in the worker, so a trigger that runs twice or moves to another triggerer can never
+create a second paid job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_kling.exceptions import (
+    KlingAuthenticationError,
+    KlingConfigurationError,
+    KlingNotFoundError,
+    KlingValidationError,
+)
+from airflow_provider_kling.operators._progress import ProgressReporter
+from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
+
+#: The three event statuses the trigger can fire; anything else reaching ``execute_complete`` is a bug.
+TRIGGER_EVENT_STATUSES = frozenset({"success", "error", "timeout"})
+
+# Errors that no amount of re-polling can fix: fail at once instead of burning the failure budget.
+_FATAL_ERRORS: tuple[type[Exception], ...] = (
+    KlingAuthenticationError,
+    KlingConfigurationError,
+    KlingNotFoundError,
+    KlingValidationError,
+)
+
+_CANCEL_TIMEOUT = 30.0
+
+
+class KlingRequestTrigger(BaseTrigger):
+    """Wait (asynchronously, in the triggerer) for a submitted fal request to reach COMPLETED.
+
+    Fires exactly one event, a small JSON dict: ``status`` (``success`` | ``error`` | ``timeout``),
+    ``request_id``, ``endpoint_id``, ``message`` and, for errors, ``error_type`` and ``source``
+    (``"job"`` when fal reported the job as failed, ``"poll"`` when the trigger could not reach fal).
+
+    Deadlines are absolute epoch seconds (wall clock) so that they survive serialisation and a move
+    to another triggerer process; a per-process monotonic clock would not.
+
+    :param fal_conn_id: Airflow connection of type ``fal``; the key is read from it in the triggerer
+        and never travels in the trigger kwargs.
+    :param request_id: fal request id.
+    :param endpoint_id: the endpoint id the request was submitted to.
+    :param status_url: status URL as returned by submit.
+    :param response_url: result URL as returned by submit.
+    :param cancel_url: cancel URL as returned by submit.
+    :param poll_interval: seconds between status polls (also the SSE fallback's interval).
+    :param end_time: epoch seconds after which a ``timeout`` event fires; None waits forever.
+    :param use_sse: follow fal's SSE status stream, falling back to polling when it is unavailable.
+    :param submitted_at: epoch seconds of the submit, for the elapsed time in progress lines.
+    :param max_consecutive_failures: transient errors (5xx, 429, connection trouble) in a row that
+        are tolerated before an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        *,
+        fal_conn_id: str,
+        request_id: str,
+        endpoint_id: str,
+        status_url: str,
+        response_url: str,
+        cancel_url: str,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        use_sse: bool = True,
+        submitted_at: float | None = None,
+        max_consecutive_failures: int = 5,
+    ) -> None:
+        super().__init__()
+        # Kwargs cross a serialisation boundary into another process: reject bad values here, where
+        # the operator still has the traceback, not hours later in the triggerer.
+        for name, value in (
+            ("fal_conn_id", fal_conn_id),
+            ("request_id", request_id),
+            ("endpoint_id", endpoint_id),
+        ):
+            if not isinstance(value, str) or not value:
+                raise KlingConfigurationError(f"KlingRequestTrigger: {name} must be a non-empty string")
+        for name, value in (
+            ("status_url", status_url),
+            ("response_url", response_url),
+            ("cancel_url", cancel_url),
+        ):
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+                raise KlingConfigurationError(
+                    f"KlingRequestTrigger: {name} must be an http(s) URL, got {value!r}"
+                )
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, (int, float))
+            or poll_interval <= 0
+        ):
+            raise KlingConfigurationError(
+                f"KlingRequestTrigger: poll_interval must be a number > 0 seconds, got {poll_interval!r}"
+            )
+        for name, value in (("end_time", end_time), ("submitted_at", submitted_at)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise KlingConfigurationError(
+                    f"KlingRequestTrigger: {name} must be epoch seconds (a number) or None, got {value!r}"
+                )
+        if not isinstance(use_sse, bool):
+            raise KlingConfigurationError(f"KlingRequestTrigger: use_sse must be a bool, got {use_sse!r}")
+        if (
+            isinstance(max_consecutive_failures, bool)
+            or not isinstance(max_consecutive_failures, int)
+            or max_consecutive_failures < 1
+        ):
+            raise KlingConfigurationError(
+                "KlingRequestTrigger: max_consecutive_failures must be an int >= 1, "
+                f"got {max_consecutive_failures!r}"
+            )
+        self.fal_conn_id = fal_conn_id
+        self.request_id = request_id
+        self.endpoint_id = endpoint_id
+        self.status_url = status_url
+        self.response_url = response_url
+        self.cancel_url = cancel_url
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.use_sse = use_sse
+        self.submitted_at = None if submitted_at is None else float(submitted_at)
+        self.max_consecutive_failures = max_consecutive_failures
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_kling.triggers.kling.KlingRequestTrigger",
+            {
+                "fal_conn_id": self.fal_conn_id,
+                "request_id": self.request_id,
+                "endpoint_id": self.endpoint_id,
+                "status_url": self.status_url,
+                "response_url": self.response_url,
+                "cancel_url": self.cancel_url,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "use_sse": self.use_sse,
+                "submitted_at": self.submitted_at,
+                "max_consecutive_failures": self.max_consecutive_failures,
+            },
+        )
+
+    @property
+    def request(self) -> FalRequest:
+        return FalRequest(
+            request_id=self.request_id,
+            endpoint_id=self.endpoint_id,
+            status_url=self.status_url,
+            response_url=self.response_url,
+            cancel_url=self.cancel_url,
+        )
+
+    def _hook(self) -> Any:
+        # Imported here: the triggerer loads this module before any connection exists, and the hook
+        # module pulls in httpx; keep the import cost where it is needed.
+        from airflow_provider_kling.hooks.kling import KlingHook
+
+        return KlingHook(fal_conn_id=self.fal_conn_id)
+
+    def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
+        payload: dict[str, Any] = {
+            "status": status,
+            "request_id": self.request_id,
+            "endpoint_id": self.endpoint_id,
+            "message": message,
+        }
+        payload.update(extra)
+        return TriggerEvent(payload)
+
+    def _remaining(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    def _timeout_event(self) -> TriggerEvent:
+        waited = "" if self.submitted_at is None else f" (waited {time.time() - self.submitted_at:.0f}s)"
+        return self._event(
+            "timeout",
+            f"fal request {self.request_id} did not complete before its deadline{waited}",
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            hook = self._hook()
+        except Exception as exc:  # a broken connection must still end in exactly one event
+            yield self._event(
+                "error", f"Could not set up the fal hook: {exc}", error_type=None, source="poll"
+            )
+            return
+        try:
+            event = await self._follow(hook)
+        finally:
+            try:
+                await hook.aclose()
+            except Exception:
+                self.log.debug("Closing the fal hook failed", exc_info=True)
+        yield event
+
+    async def _follow(self, hook: Any) -> TriggerEvent:
+        """Follow the request until it completes, fails for good or outlives ``end_time``."""
+        progress = ProgressReporter(self.log, self.request_id, self.submitted_at)
+        failures = 0
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                return self._timeout_event()
+            stream = hook.astream_status(self.request, poll_interval=self.poll_interval, use_sse=self.use_sse)
+            try:
+                while True:
+                    remaining = self._remaining()
+                    if remaining is not None and remaining <= 0:
+                        return self._timeout_event()
+                    try:
+                        # wait_for enforces the deadline even while a stream sits idle between events.
+                        status: RequestStatus = await asyncio.wait_for(stream.__anext__(), timeout=remaining)
+                    except asyncio.TimeoutError:
+                        return self._timeout_event()
+                    except StopAsyncIteration:
+                        break  # stream ended without COMPLETED: reopen it (counts as a hiccup)
+                    failures = 0
+                    progress.update(status)
+                    if status.done:
+                        return self._completed_event(status)
+            except _FATAL_ERRORS as exc:
+                return self._event(
+                    "error", str(exc), error_type=getattr(exc, "error_type", None), source="poll"
+                )
+            except Exception as exc:
+                failures += 1
+                self.log.warning(
+                    "Polling fal request %s failed (%d/%d in a row): %s",
+                    self.request_id,
+                    failures,
+                    self.max_consecutive_failures,
+                    exc,
+                )
+                if failures >= self.max_consecutive_failures:
+                    return self._event(
+                        "error",
+                        f"Gave up following fal request {self.request_id} after {failures} consecutive "
+                        f"failures; the request may still be running. Last error: {exc}",
+                        error_type=getattr(exc, "error_type", None),
+                        source="poll",
+                    )
+                await self._sleep_before_retry()
+            else:
+                failures += 1
+                if failures >= self.max_consecutive_failures:
+                    return self._event(
+                        "error",
+                        f"The status stream of fal request {self.request_id} kept ending before completion",
+                        error_type=None,
+                        source="poll",
+                    )
+                await self._sleep_before_retry()
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:
+                        self.log.debug("Closing the status stream failed", exc_info=True)
+
+    async def _sleep_before_retry(self) -> None:
+        remaining = self._remaining()
+        delay = self.poll_interval if remaining is None else max(0.0, min(self.poll_interval, remaining))
+        await asyncio.sleep(delay)
+
+    def _completed_event(self, status: RequestStatus) -> TriggerEvent:
+        if status.failed:
+            return self._event(
+                "error",
+                status.error or f"fal reported request {self.request_id} as failed ({status.error_type})",
+                error_type=status.error_type,
+                source="job",
+            )
+        return self._event("success", f"fal request {self.request_id} completed")
+
+    async def on_kill(self) -> None:
+        """Cancel the remote request when a user kills the deferred task (Airflow >= 3.3 calls this).
+
+        Best-effort: fal only removes requests that have not started; the outcome is logged and
+        nothing is raised. ``cleanup()`` deliberately does not cancel, because it also runs when a
+        triggerer restarts or hands the trigger to another process.
+        """
+        hook = self._hook()
+        try:
+            outcome = await asyncio.wait_for(hook.acancel(self.request), timeout=_CANCEL_TIMEOUT)
+            self.log.info("Cancelled fal request %s on kill: %s", self.request_id, outcome)
+        except Exception as exc:
+            self.log.warning("Could not cancel fal request %s on kill: %s", self.request_id, exc)
+        finally:
+            try:
+                await hook.aclose()
+            except Exception:
+                self.log.debug("Closing the fal hook failed", exc_info=True)
