@@ -42,7 +42,7 @@ def mask_key(key: str) -> None:
         return
     for part in _parts(key):
         try:
-            masker(part, "fal_key")
+            masker(part)
         except Exception:  # pragma: no cover - masking must never break a task
             log.debug("Could not register the fal key with the secret masker", exc_info=True)
 
@@ -57,6 +57,6 @@ async def amask_key(key: str) -> None:
         return
     for part in _parts(key):
         try:
-            await amask_secret(part, "fal_key")
+            await amask_secret(part)
         except Exception:  # pragma: no cover
             log.debug("Could not register the fal key with the secret masker", exc_info=True)
