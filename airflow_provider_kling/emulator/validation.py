@@ -33,7 +33,7 @@ def schema_errors(endpoint_id: str, arguments: Any) -> list[dict[str, Any]]:
     if not isinstance(arguments, dict):
         return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
     try:
-        from airflow_provider_kling.models import fal_validation_errors  # type: ignore[attr-defined]
+        from airflow_provider_kling.models import fal_validation_errors
     except (ImportError, AttributeError):
         fal_validation_errors = None  # the models package isn't there (yet): use the stand-in below
     if fal_validation_errors is not None:
