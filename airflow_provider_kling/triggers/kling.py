@@ -104,10 +104,10 @@ class KlingRequestTrigger(BaseTrigger):
             raise KlingConfigurationError(
                 f"KlingRequestTrigger: poll_interval must be a number > 0 seconds, got {poll_interval!r}"
             )
-        for name, value in (("end_time", end_time), ("submitted_at", submitted_at)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        for label, moment in (("end_time", end_time), ("submitted_at", submitted_at)):
+            if moment is not None and (isinstance(moment, bool) or not isinstance(moment, (int, float))):
                 raise KlingConfigurationError(
-                    f"KlingRequestTrigger: {name} must be epoch seconds (a number) or None, got {value!r}"
+                    f"KlingRequestTrigger: {label} must be epoch seconds (a number) or None, got {moment!r}"
                 )
         if not isinstance(use_sse, bool):
             raise KlingConfigurationError(f"KlingRequestTrigger: use_sse must be a bool, got {use_sse!r}")

@@ -1,0 +1,46 @@
+"""Extra links on Kling tasks: the generated video, and the request on fal's dashboard.
+
+Both read a URL the worker pushed to XCom, so rendering a link never needs the connection (or its
+key) and a link appears as soon as its XCom exists: the dashboard link right after submit, the
+video link once the video is ready.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import TaskInstanceKey
+
+
+def _xcom_url(ti_key: TaskInstanceKey, key: str) -> str:
+    try:
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:  # pragma: no cover - older task SDK layouts
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+    value = XCom.get_value(ti_key=ti_key, key=key)
+    return value if isinstance(value, str) else ""
+
+
+class KlingVideoLink(BaseOperatorLink):
+    """Opens the generated video (XCom ``video_url``)."""
+
+    name = "Kling video"
+
+    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+        return _xcom_url(ti_key, "video_url")
+
+
+class FalRequestLink(BaseOperatorLink):
+    """Opens the request on fal's dashboard (XCom ``fal_request_url``).
+
+    The URL comes from the connection extra ``dashboard_url_template`` (``{request_id}`` and
+    ``{endpoint_id}`` are substituted), resolved in the worker at submit time.
+    """
+
+    name = "fal request"
+
+    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+        return _xcom_url(ti_key, "fal_request_url")

@@ -1,0 +1,224 @@
+"""Never pay twice: remember the submitted fal request where the next try of the task finds it.
+
+A fal request costs money the moment it is accepted. If the worker dies after submit (OOM, node
+loss, ``execution_timeout``, SIGKILL), Airflow starts a new try of the same task instance; that try
+must follow the request already paid for instead of submitting a second one.
+
+Where the handle lives:
+
+* **Airflow >= 3.3**: the task state store (``context["task_state_store"]``, AIP-103). Rows are scoped
+  to (dag run, task id, map index), shared by every try of the task instance, kept after success
+  unless ``[state_store] clear_on_success`` is set, and kept when the task is cleared.
+* **Airflow 3.1 / 3.2**: no task state store, and XComs are no use (the execution API deletes a task
+  instance's XComs when a new try starts). An Airflow Variable keyed by dag id / run id / task id /
+  map index is durable across tries instead; it is deleted when the task succeeds, so on these
+  versions clearing a succeeded task generates a new video.
+
+What is stored (JSON, never the API key): the :class:`FalRequest` fields (incl. endpoint id), a
+fingerprint of the endpoint + rendered arguments, the submit time, the cost estimate and, once the
+video is ready, the small output dict (so a later try can reuse it even after fal has dropped the
+result, which it keeps for about an hour).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from airflow_provider_kling.exceptions import KlingNotFoundError
+from airflow_provider_kling.protocol.types import FalRequest
+
+STATE_KEY = "kling_request"
+
+Decision = Literal["submit", "reattach", "reuse"]
+
+
+def fingerprint(endpoint_id: str, arguments: Any) -> str:
+    """A stable digest of what was asked for; a retry with different inputs must not reuse a video."""
+    blob = json.dumps({"endpoint_id": endpoint_id, "arguments": arguments}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class StoredRequest:
+    """What one try leaves behind for the next one.
+
+    :param request: the fal request handle.
+    :param fingerprint: :func:`fingerprint` of endpoint + arguments at submit time.
+    :param submitted_at: epoch seconds of the submit.
+    :param cost_estimate: the cost estimate logged at submit (a Decimal as str), if any.
+    :param duration: seconds of video asked for, if known.
+    :param output: the small result dict once the video is ready, else None.
+    """
+
+    request: FalRequest
+    fingerprint: str
+    submitted_at: float
+    cost_estimate: str | None = None
+    duration: float | int | None = None
+    output: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_dict(),
+            "fingerprint": self.fingerprint,
+            "submitted_at": self.submitted_at,
+            "cost_estimate": self.cost_estimate,
+            "duration": self.duration,
+            "output": self.output,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> StoredRequest | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                request=FalRequest.from_dict(data["request"]),
+                fingerprint=str(data["fingerprint"]),
+                submitted_at=float(data["submitted_at"]),
+                cost_estimate=data.get("cost_estimate"),
+                duration=data.get("duration") if isinstance(data.get("duration"), (int, float)) else None,
+                output=data.get("output") if isinstance(data.get("output"), dict) else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class _TaskStateStore:
+    """Airflow >= 3.3: the task instance's own state store."""
+
+    kind = "task_state_store"
+    durable_after_success = True
+
+    def __init__(self, accessor: Any) -> None:
+        self._accessor = accessor
+
+    def load(self) -> Any:
+        return self._accessor.get(STATE_KEY)
+
+    def save(self, value: dict[str, Any]) -> None:
+        self._accessor.set(STATE_KEY, value)
+
+    def discard(self) -> None:
+        self._accessor.delete(STATE_KEY)
+
+
+class _VariableStore:
+    """Airflow < 3.3: one Variable per task instance (all tries share it)."""
+
+    kind = "variable"
+    durable_after_success = False
+
+    def __init__(self, ti: Any) -> None:
+        scope = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{getattr(ti, 'map_index', -1)}"
+        # Variable keys are limited to 250 characters; run ids can be long, so hash the scope.
+        digest = hashlib.sha256(scope.encode()).hexdigest()[:24]
+        self.key = f"kling_reattach__{ti.dag_id[:80]}__{ti.task_id[:80]}__{digest}"
+        self._scope = scope
+
+    def load(self) -> Any:
+        from airflow.sdk import Variable
+
+        return Variable.get(self.key, default=None, deserialize_json=True)
+
+    def save(self, value: dict[str, Any]) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(
+            self.key,
+            value,
+            description=f"airflow-provider-kling reattach handle for {self._scope}",
+            serialize_json=True,
+        )
+
+    def discard(self) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(self.key)
+
+
+class ReattachState:
+    """Read and write the previous try's fal request for one task instance.
+
+    :param backend: the storage (task state store or Variable wrapper), or None when the context
+        offers neither (then every try submits, as an operator without reattach would).
+    :param log: logger for the decisions made.
+    """
+
+    def __init__(self, backend: _TaskStateStore | _VariableStore | None, log: logging.Logger | Any) -> None:
+        self.backend = backend
+        self.log = log
+
+    @classmethod
+    def from_context(cls, context: Any, log: Any, *, force_variable: bool = False) -> ReattachState:
+        accessor = None if force_variable else context.get("task_state_store")
+        if accessor is not None:
+            return cls(_TaskStateStore(accessor), log)
+        ti = context.get("ti")
+        if ti is not None and getattr(ti, "run_id", None):
+            return cls(_VariableStore(ti), log)
+        log.warning("No durable store in the task context: a retry of this task will submit a new request")
+        return cls(None, log)
+
+    def load(self) -> StoredRequest | None:
+        if self.backend is None:
+            return None
+        return StoredRequest.from_json(self.backend.load())
+
+    def save(self, stored: StoredRequest) -> None:
+        if self.backend is not None:
+            self.backend.save(stored.to_json())
+
+    def finish(self, stored: StoredRequest) -> None:
+        """Record the output after success (or drop the handle where the store is not meant to keep it)."""
+        if self.backend is None:
+            return
+        if self.backend.durable_after_success:
+            self.backend.save(stored.to_json())
+        else:
+            self.backend.discard()
+
+    def decide(
+        self, hook: Any, previous: StoredRequest | None, wanted: str
+    ) -> tuple[Decision, StoredRequest | None]:
+        """Choose between following the previous request, reusing its video, and a fresh submit.
+
+        Still queued / in progress → ``reattach``; completed OK → ``reuse`` (its stored output, or
+        the result fetched again); failed, cancelled, unknown to fal or asked with other inputs →
+        ``submit``. Any other error while asking fal is raised: when in doubt, a new paid job is the
+        wrong default.
+        """
+        if previous is None:
+            return "submit", None
+        rid = previous.request.request_id
+        if previous.fingerprint != wanted:
+            self.log.warning(
+                "The previous try submitted fal request %s with different inputs; submitting a new request",
+                rid,
+            )
+            return "submit", None
+        if previous.output is not None:
+            self.log.info("Reusing the video of fal request %s from an earlier try (no new request)", rid)
+            return "reuse", previous
+        try:
+            status = hook.get_status(previous.request, logs=False)
+        except KlingNotFoundError:
+            self.log.warning("fal no longer knows request %s from an earlier try; submitting anew", rid)
+            return "submit", None
+        if not status.done:
+            self.log.info("Reattaching to fal request %s from an earlier try (status %s)", rid, status.status)
+            return "reattach", previous
+        if status.failed:
+            self.log.warning(
+                "fal request %s from an earlier try failed (%s: %s); submitting anew",
+                rid,
+                status.error_type,
+                status.error,
+            )
+            return "submit", None
+        self.log.info("fal request %s from an earlier try already completed; reusing its result", rid)
+        return "reuse", previous
