@@ -82,7 +82,7 @@ class KlingInput(BaseModel):
     what to check and upload.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid")
 
     file_fields: ClassVar[dict[str, FileKind]] = {}
 
