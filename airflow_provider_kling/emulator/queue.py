@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class Notifier:
             await asyncio.wait_for(event.wait(), timeout)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: jobs live in deques and sets
 class Job:
     """One queued request and everything needed to answer about it."""
 
@@ -88,6 +89,53 @@ class Job:
         }
 
 
+class Fifo:
+    """Queued jobs in service order: normal priority first, then low, each first-in first-out.
+
+    Deques keep submit, dispatch and position lookups cheap even with thousands queued.
+    """
+
+    def __init__(self) -> None:
+        self._normal: deque[Job] = deque()
+        self._low: deque[Job] = deque()
+        self.timed: set[Job] = set()  # jobs with a start deadline (X-Fal-Request-Timeout)
+
+    def __len__(self) -> int:
+        return len(self._normal) + len(self._low)
+
+    def push(self, job: Job) -> int:
+        (self._low if job.low_priority else self._normal).append(job)
+        if job.start_deadline is not None:
+            self.timed.add(job)
+        return self.position(job) or 0
+
+    def head(self) -> Job | None:
+        return self._normal[0] if self._normal else (self._low[0] if self._low else None)
+
+    def pop_head(self) -> Job:
+        job = self._normal.popleft() if self._normal else self._low.popleft()
+        self.timed.discard(job)
+        return job
+
+    def remove(self, job: Job) -> None:
+        (self._low if job.low_priority else self._normal).remove(job)
+        self.timed.discard(job)
+
+    def position(self, job: Job) -> int | None:
+        """Requests ahead of ``job``, or None when it is not queued."""
+        try:
+            if job.low_priority:
+                return len(self._normal) + self._low.index(job)
+            return self._normal.index(job)
+        except ValueError:
+            return None
+
+    def clear(self) -> None:
+        self._normal.clear()
+        self._low.clear()
+        self.timed.clear()
+
+
 class JobQueue:
     """FIFO queue + workers + completion bookkeeping.
 
@@ -112,7 +160,7 @@ class JobQueue:
         self._render = render
         self._on_complete = on_complete
         self.jobs: dict[str, Job] = {}
-        self._queued: list[Job] = []
+        self._queued = Fifo()
         self._running: set[str] = set()
         self.changed = Notifier()  # any job changed: status streams re-render
         self._wake = Notifier()  # the dispatcher should look again
@@ -167,14 +215,11 @@ class JobQueue:
     # --- API used by the routes ------------------------------------------------------------------------
     def submit(self, job: Job) -> int:
         """Enqueue; returns the queue position. Low-priority jobs queue behind normal ones."""
-        index = len(self._queued)
-        if not job.low_priority:
-            index = next((i for i, queued in enumerate(self._queued) if queued.low_priority), index)
-        self._queued.insert(index, job)
+        position = self._queued.push(job)
         self.jobs[job.request_id] = job
         self._wake.notify()
         self.changed.notify()
-        return index
+        return position
 
     def get(self, request_id: str, app: str) -> Job | None:
         job = self.jobs.get(request_id)
@@ -184,7 +229,7 @@ class JobQueue:
     def status_payload(self, job: Job, with_logs: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"status": job.state, "request_id": job.request_id, **job.urls}
         if job.state == IN_QUEUE:
-            payload["queue_position"] = self._queued.index(job) if job in self._queued else 0
+            payload["queue_position"] = self._queued.position(job) or 0
         # fal returns a moving window of recent entries, never the whole history.
         payload["logs"] = job.logs[-self.knobs.log_window :] if with_logs else None
         if job.state == COMPLETED:
@@ -213,23 +258,26 @@ class JobQueue:
             now = time.monotonic()
             timeout = 0.5
             self._expire_start_deadlines(now)
-            while self._queued and len(self._running) < max(1, int(self.knobs.concurrency)):
-                head = self._queued[0]
+            while (head := self._queued.head()) is not None and len(self._running) < max(
+                1, int(self.knobs.concurrency)
+            ):
                 ready_at = head.submitted_at + self.knobs.queue_delay
                 if ready_at > now:  # strict FIFO: nobody overtakes a head still serving its delay
                     timeout = min(timeout, ready_at - now)
                     break
-                self._queued.pop(0)
+                self._queued.pop_head()
                 self._running.add(head.request_id)
                 head.task = asyncio.get_running_loop().create_task(self._process(head))
                 self.changed.notify()
-            deadlines = [j.start_deadline - now for j in self._queued if j.start_deadline is not None]
+            deadlines = [j.start_deadline - now for j in self._queued.timed if j.start_deadline is not None]
             if deadlines:
                 timeout = max(0.0, min(timeout, *deadlines))
             await self._wake.wait(timeout)
 
     def _expire_start_deadlines(self, now: float) -> None:
-        for job in [j for j in self._queued if j.start_deadline is not None and j.start_deadline <= now]:
+        for job in [
+            j for j in self._queued.timed if j.start_deadline is not None and j.start_deadline <= now
+        ]:
             # X-Fal-Request-Timeout passed before processing started: fal answers 504 without running it.
             self._queued.remove(job)
             self._complete_error(

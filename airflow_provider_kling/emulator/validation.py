@@ -35,10 +35,9 @@ def schema_errors(endpoint_id: str, arguments: Any) -> list[dict[str, Any]]:
     try:
         from airflow_provider_kling.models import fal_validation_errors
     except (ImportError, AttributeError):
-        fal_validation_errors = None  # the models package isn't there (yet): use the stand-in below
-    if fal_validation_errors is not None:
+        pass  # the models package isn't importable: use the minimal stand-in below
+    else:
         return list(fal_validation_errors(endpoint_id, arguments) or [])
-    # Minimal stand-in until/unless the models package is importable.
     if _kling_generation_id(endpoint_id) and not arguments.get("prompt"):
         return [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]
     return []
