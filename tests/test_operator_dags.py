@@ -1,0 +1,118 @@
+"""The Kling tasks inside real Airflow (dag.test(): triggers inline, serialization included).
+
+Each DAG run exercises several scenarios at once to keep the number of (slow) runs small.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.dagtest
+
+T2V = "fal-ai/kling-video/v1.6/standard/text-to-video"
+
+
+def _dag(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)
+
+
+def _states(dr) -> dict[str, str]:
+    return {
+        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): ti.state
+        for ti in dr.get_task_instances()
+    }
+
+
+def _xcom(dr, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dr.run_id, dag_ids=dr.dag_id, task_ids=task_id, map_indexes=map_index, key=key
+            )
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+@pytest.fixture
+def image_path(tmp_path) -> str:
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    Image.new("RGB", (320, 320), (200, 120, 40)).save(path)
+    return str(path)
+
+
+def test_happy_paths_sync_deferred_sensors_mapping_assets_links(
+    airflow_db, emulator, fal_conn, image_path, capsys
+):
+    dr = _dag("kling_modes").test(run_conf={"image_path": image_path, "beach": "a black sand beach"})
+    states = _states(dr)
+    assert dr.state == "success", states
+    assert set(states.values()) == {"success"}
+
+    # sync operator: small dict, XComs, links, asset event extra
+    sync = _xcom(dr, "sync_t2v")
+    assert sync["endpoint_id"] == T2V and sync["video_url"].startswith(emulator.cdn_url)
+    assert _xcom(dr, "sync_t2v", "request_id") == sync["request_id"]
+    assert _xcom(dr, "sync_t2v", "video_url") == sync["video_url"]
+    assert _xcom(dr, "sync_t2v", "_link_KlingVideoLink") == sync["video_url"]
+    assert _xcom(dr, "sync_t2v", "_link_FalRequestLink") == _xcom(dr, "sync_t2v", "fal_request_url")
+    assert sync["request_id"] in _xcom(dr, "sync_t2v", "fal_request_url")
+    assert _asset_extra(dr, "kling_fox_video") == {
+        "video_url": sync["video_url"],
+        "request_id": sync["request_id"],
+        "endpoint_id": T2V,
+    }
+    # dag.test() sends task (and inline trigger) logs to stdout
+    log = capsys.readouterr().out
+    assert f"Submitting to {T2V}; estimated cost 0.225 USD" in log
+    assert "IN_PROGRESS (elapsed" in log and "Generating video: step" in log
+
+    # deferrable operator: local image uploaded, v2.6 field names, trigger ran inline
+    deferred = _xcom(dr, "deferred_i2v")
+    assert deferred["endpoint_id"] == "fal-ai/kling-video/v2.6/pro/image-to-video"
+    assert deferred["video_url"] and deferred["content_type"] == "video/mp4"
+    assert emulator.requests["cdn_upload"] + emulator.requests["storage_initiate"] >= 1
+    assert _xcom(dr, "deferred_i2v", "_link_KlingVideoLink") == deferred["video_url"]
+
+    # wait_for_completion=False + both sensor modes on the same request
+    submitted = _xcom(dr, "submit")
+    assert submitted["video_url"] is None and submitted["request_id"]
+    for sensor in ("sense", "sense_deferred"):
+        sensed = _xcom(dr, sensor)
+        assert sensed["request_id"] == submitted["request_id"]
+        assert sensed["video_url"] and _xcom(dr, sensor, "video_url") == sensed["video_url"]
+
+    # dynamic task mapping: three requests, three videos
+    mapped = [_xcom(dr, "mapped", map_index=i) for i in range(3)]
+    assert len({m["request_id"] for m in mapped}) == 3
+    assert _xcom(dr, "collect") == [m["video_url"] for m in mapped]
+
+    # one submission per task: sync, deferred, submit, 3 mapped
+    assert sum(emulator.submissions.values()) == 6
+
+
+def _asset_extra(dr, name: str) -> dict[str, Any] | None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == name, AssetEvent.source_run_id == dr.run_id)
+        ).first()
+        return None if event is None else dict(event.extra)
