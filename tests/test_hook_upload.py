@@ -96,6 +96,10 @@ def test_presigned_fallback_never_sends_the_key(hook, emulator, route):
     presigned = emulator.last_headers("presigned_put")
     assert "authorization" not in presigned and KEY not in str(presigned)
     assert presigned["content-type"] == "image/jpeg"
+    # A failed CDN attempt drops the cached token; the next upload asks for a fresh one.
+    tokens = emulator.requests["cdn_token"]
+    hook.upload_file(b"next")
+    assert emulator.requests["cdn_token"] == tokens + 1
 
 
 def test_both_paths_failing_raises_the_fallback_error_chained_to_the_cdn_one(hook, emulator):

@@ -298,6 +298,8 @@ class KlingHook(BaseHook):
             try:
                 url = self._upload_cdn(src, mime)
             except KlingError as cdn_error:
+                # The token may be why it failed (revoked, clock skew): never reuse it after a failure.
+                self._cdn_token = None
                 self.log.warning(
                     "Upload to the fal CDN failed (%s); falling back to a presigned upload",
                     errors.scrub(str(cdn_error), (settings.key,)),
