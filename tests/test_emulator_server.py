@@ -243,3 +243,20 @@ def test_cli_prints_url_and_connection_then_stops_on_sigterm():
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
+
+
+def test_emulator_never_imports_airflow():
+    script = (
+        "import sys, httpx, time\n"
+        "from airflow_provider_kling.emulator import FalEmulator\n"
+        "with FalEmulator(processing_time=0.02) as emu:\n"
+        f"    body = httpx.post(emu.url + '/{T2V}', json={{'prompt': 'x'}}).json()\n"
+        "    while httpx.get(body['status_url']).status_code != 200:\n"
+        "        time.sleep(0.02)\n"
+        "    assert httpx.get(body['response_url']).status_code == 200\n"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))\n"
+    )
+    # AIRFLOW_HOME stays set (conftest's): should a regression import airflow, it must not make ~/airflow.
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
