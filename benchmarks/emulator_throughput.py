@@ -133,12 +133,48 @@ def measure(seconds: float, clients: int, rounds: int) -> dict[str, Rate]:
     return best
 
 
+COLD_START = """
+import time
+t0 = time.perf_counter()
+from airflow_provider_kling.emulator import FalEmulator
+t1 = time.perf_counter()
+emu = FalEmulator().start()
+t2 = time.perf_counter()
+emu.stop()
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def startup_and_encode() -> None:
+    """Cold import + start + stop (fresh interpreter), and the cost of encoding a 10 s clip."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from airflow_provider_kling.emulator.video import ClipSpec, size_for_aspect, write_mp4
+
+    out = subprocess.run([sys.executable, "-c", COLD_START], capture_output=True, text=True, check=True)
+    imported, started, stopped = (float(x) for x in out.stdout.split())
+    ms = [round(x * 1000) for x in (imported, started, stopped)]
+    print(f"cold import {ms[0]} ms, start {ms[1]} ms, stop {ms[2]} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_mp4(ClipSpec(1, size_for_aspect("1:1")), Path(tmp) / "warm.mp4")  # codec warm-up
+        for aspect in ("16:9", "9:16"):
+            started_at = time.perf_counter()
+            size = write_mp4(ClipSpec(10, size_for_aspect(aspect), text="a lighthouse"), Path(tmp) / "c.mp4")
+            took = time.perf_counter() - started_at
+            print(f"encode 10 s {aspect} clip: {took * 1000:.0f} ms ({size} bytes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    startup_and_encode()
     results = measure(args.seconds, args.clients, args.rounds)
     get_base = results["baseline GET /ping"].per_second
     post_base = results["baseline POST /ping"].per_second
