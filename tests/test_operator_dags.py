@@ -116,3 +116,28 @@ def _asset_extra(dr, name: str) -> dict[str, Any] | None:
             .where(AssetModel.name == name, AssetEvent.source_run_id == dr.run_id)
         ).first()
         return None if event is None else dict(event.extra)
+
+
+def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator, fal_conn, capsys):
+    emulator.fail_next(
+        error="Runner disconnected", error_type="runner_disconnected", status_code=503, times=2
+    )
+    emulator.processing_time = 2.0
+    missing = f"{emulator.cdn_url}/files/nope/missing.png"
+    dr = _dag("kling_failures").test(run_conf={"missing_image_url": missing})
+    states = _states(dr)
+    assert dr.state == "failed"
+    assert set(states.values()) == {"failed"}, states
+    log = capsys.readouterr().out
+
+    # fal's own error text, in both modes
+    assert log.count("Runner disconnected") >= 2
+    assert "KlingRequestFailedError" in log
+    # a 422 at result time names the field and fal's error type
+    assert "KlingValidationError" in log and "image_url" in log and "file_download_error" in log
+    # execution_timeout while deferred: the trigger's timeout event, then a cancel
+    slow_id = _xcom(dr, "too_slow", "request_id")
+    assert emulator.cancellations[slow_id] == 1
+    assert f"cancellation of fal request {slow_id} requested (CANCELLATION_REQUESTED)" in log
+    # nothing was submitted twice
+    assert sum(emulator.submissions.values()) == 4

@@ -1,0 +1,39 @@
+"""Test DAG (driven by tests/test_operator_dags.py): the ways a Kling task fails.
+
+Tasks run one after another (trigger_rule all_done) so the emulator's "fail the next job" knob
+hits a known task: a job fal fails (deferrable, then sync), input fal rejects at result time
+(an image URL fal cannot download), and a job that outlives the task's execution_timeout.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow_provider_kling.operators.kling import KlingImageToVideoOperator, KlingTextToVideoOperator
+
+FAST = {"poll_interval": 0.1, "timeout": 60, "trigger_rule": "all_done"}
+
+with DAG(dag_id="kling_failures", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    job_fails = KlingTextToVideoOperator(task_id="job_fails", prompt="a storm", deferrable=True, **FAST)
+    job_fails_sync = KlingTextToVideoOperator(
+        task_id="job_fails_sync", prompt="a storm", deferrable=False, **FAST
+    )
+    rejected = KlingImageToVideoOperator(
+        task_id="rejected_at_result_time",
+        prompt="the cat blinks",
+        image="{{ dag_run.conf['missing_image_url'] }}",
+        deferrable=True,
+        **FAST,
+    )
+    too_slow = KlingTextToVideoOperator(
+        task_id="too_slow",
+        prompt="a very long sunset",
+        deferrable=True,
+        poll_interval=0.1,
+        timeout=3600,
+        execution_timeout=timedelta(seconds=1),
+        trigger_rule="all_done",
+    )
+    job_fails >> job_fails_sync >> rejected >> too_slow
