@@ -26,7 +26,9 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.hooks.kling"]}],
+        "hooks": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.hooks.kling"]}
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,
@@ -36,7 +38,9 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.sensors.kling"]}],
+        "sensors": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.sensors.kling"]}
+        ],
         "triggers": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.triggers.kling"]}
         ],
