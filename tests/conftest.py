@@ -35,7 +35,7 @@ for _var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
 for _src in (ROOT / "tests" / "dags", ROOT / "example_dags"):
     if _src.is_dir():
         for _f in _src.iterdir():
-            if _f.is_file() and _f.suffix in {".py", ".csv", ".json"}:
+            if _f.is_file() and _f.suffix in {".py", ".csv", ".json", ".png"}:
                 shutil.copy(_f, DAGS_FOLDER / _f.name)
 
 
@@ -73,5 +73,7 @@ def emulator() -> Iterator:
 @pytest.fixture
 def fal_conn(emulator, monkeypatch) -> str:
     """Point the default ``fal`` connection at the emulator (env-var connection, no DB)."""
-    monkeypatch.setenv("AIRFLOW_CONN_FAL_DEFAULT", emulator.connection_json(key="test-key-id:test-key-secret"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FAL_DEFAULT", emulator.connection_json(key="test-key-id:test-key-secret")
+    )
     return "fal_default"
