@@ -115,3 +115,17 @@ def test_reattach_can_be_switched_off(emulator, fal_conn):
     output, _ = _retry(store, reattach_on_retry=False)
     assert output["request_id"] != request.request_id
     assert emulator.submissions[T2V] == 2
+
+
+class BrokenStore(DictStateStore):
+    def set(self, key, value, **_):
+        raise RuntimeError("state store unavailable")
+
+
+def test_unrecorded_request_is_cancelled_so_a_retry_cannot_pay_twice(emulator, fal_conn):
+    context = {"ti": RecordingTI(), "task_state_store": BrokenStore()}
+    with pytest.raises(RuntimeError, match="state store unavailable"):
+        _op(deferrable=False).execute(context)
+    (request_id,) = emulator.cancellations
+    assert emulator.submissions[T2V] == 1 and emulator.cancellations[request_id] == 1
+    assert "request_id" not in context["ti"].xcoms

@@ -12,6 +12,7 @@ of submitting again (see :mod:`airflow_provider_kling.operators._reattach`).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -164,6 +165,12 @@ class KlingVideoOperator(BaseOperator):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
         if start_timeout is not None and _seconds(start_timeout, "start_timeout") <= 1:
             raise KlingConfigurationError(f"start_timeout must be more than 1 second, got {start_timeout!r}")
+        if deferrable and not wait_for_completion:
+            warnings.warn(
+                f"{self.task_id}: deferrable has no effect with wait_for_completion=False (nothing to wait for)",
+                UserWarning,
+                stacklevel=2,
+            )
         self._stored: StoredRequest | None = None
         self._finished = False
 
