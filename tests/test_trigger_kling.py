@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 
@@ -225,3 +226,35 @@ async def test_cleanup_never_cancels(emulator, fal_conn):
     request = _submit(emulator)
     await _trigger(request).cleanup()
     assert emulator.cancellations[request.request_id] == 0
+
+
+def test_run_never_blocks_the_event_loop(emulator, fal_conn):
+    """asyncio debug mode reports any step of the trigger's task that holds the loop for > 100 ms.
+
+    Only the trigger's own task counts: the emulator shares this process (and the GIL), so
+    unrelated loop callbacks can be delayed by its video encoding.
+    """
+    request = _submit(emulator)
+    slow: list[str] = []
+
+    async def blocking_control() -> None:
+        time.sleep(0.15)  # proves the detector works in this logging set-up
+
+    async def main() -> tuple[list[dict], int]:
+        loop = asyncio.get_running_loop()
+        loop.slow_callback_duration = 0.1
+        handler = logging.Handler()
+        handler.emit = lambda record: slow.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger("asyncio").addHandler(handler)
+        try:
+            events = await asyncio.ensure_future(_events(_trigger(request, use_sse=True)))
+            during_trigger = len([m for m in slow if "took" in m and "coro=<_events()" in m])
+            await asyncio.ensure_future(blocking_control())
+            return events, during_trigger
+        finally:
+            logging.getLogger("asyncio").removeHandler(handler)
+
+    events, during_trigger = asyncio.run(main(), debug=True)
+    assert [e["status"] for e in events] == ["success"]
+    assert during_trigger == 0, slow
+    assert any("took" in m and "blocking_control" in m for m in slow)  # the control was caught
