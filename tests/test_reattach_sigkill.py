@@ -126,13 +126,18 @@ def _resume_run(dag) -> Any:
 
 
 def _try_one_until_submitted(dag_id: str, log_path: Path) -> dict[str, Any]:
+    from airflow.configuration import conf
+
     logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    # Like every component of one deployment, the "worker" must share this process's Fernet key
+    # (this process may have loaded its config before `airflow db migrate` wrote airflow.cfg).
+    env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key")}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", TRY_ONE, str(_dag_file()), dag_id, logical_date],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env=env,
             start_new_session=True,
         )
         try:
