@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="kling-airflow-home-"))
@@ -26,6 +27,10 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = "kling-tests-" + "x" * 64
+# One Fernet key for this process and every Airflow subprocess it starts: otherwise the first
+# import writes airflow.cfg with a key this process never reads, and encrypted values (Variables,
+# connections) can't be shared across processes.
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 # A key must exist in the environment of nobody: tests set connections explicitly.
 for _var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
     os.environ.pop(_var, None)
