@@ -5,7 +5,8 @@
 triggerer, and saves each video with a JSON sidecar holding its prompt. Every saved video emits an
 event on the asset ``kling_batch_videos``, with its path, size and sha256 in the event's ``extra``.
 
-``example_kling_batch_catalog`` is scheduled on that asset: it lists the new files in a catalog.
+``example_kling_batch_catalog`` is scheduled on that asset: it rebuilds ``catalog.json`` in the
+batch folder each time new videos land.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ OUTPUT_DIR = os.environ.get("KLING_OUTPUT_DIR") or os.path.join(
 )
 POLL_INTERVAL = float(os.environ.get("KLING_POLL_INTERVAL", "10"))
 
+BATCH_DIR = f"{OUTPUT_DIR}/batch"
 KLING_BATCH_VIDEOS = Asset("kling_batch_videos")
+CATALOG_FIELDS = ("path", "request_id", "prompt", "duration", "size", "sha256", "cost_estimate")
 
 
 @task
@@ -72,7 +75,7 @@ with DAG(
 
     KlingVideoToObjectStorageOperator.partial(
         task_id="persist",
-        destination=f"{OUTPUT_DIR}/batch/",
+        destination=f"{BATCH_DIR}/",
         outlets=[KLING_BATCH_VIDEOS],
     ).expand_kwargs(generate.output.zip(prompts).map(_persist_kwargs))
 
@@ -88,21 +91,23 @@ with DAG(
 
     @task
     def catalog(*, triggering_asset_events: Any = None) -> dict[str, Any]:
-        """Write ``catalog-<time>.json`` listing the files announced by the asset events."""
-        events = list(triggering_asset_events[KLING_BATCH_VIDEOS]) if triggering_asset_events else []
-        videos = [dict(event.extra) for event in events if event.extra.get("path")]
-        folder = Path(OUTPUT_DIR) / "batch"
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        index = folder / f"catalog-{stamp}.json"
-        index.write_text(json.dumps({"videos": videos}, indent=2))
-        total = sum(int(v.get("size") or 0) for v in videos)
-        print(f"Catalogued {len(videos)} video(s), {total} bytes, in {index}")
-        return {
-            "videos": len(videos),
-            "bytes": total,
-            "paths": [v["path"] for v in videos],
-            "index": str(index),
-        }
+        """Rebuild ``catalog.json`` from the sidecars in the batch folder.
+
+        The folder, not only the triggering events, is the source of truth: Airflow may fold events
+        that land milliseconds apart into one run and hand some of them to a later one.
+        """
+        from airflow.sdk import ObjectStoragePath  # works the same for s3://, gs://, ...
+
+        events = triggering_asset_events[KLING_BATCH_VIDEOS] if triggering_asset_events else []
+        announced = sorted(str(event.extra.get("path")) for event in events)
+        folder = ObjectStoragePath(BATCH_DIR)
+        videos = []
+        for sidecar in sorted(folder.glob("*.json"), key=str):
+            if sidecar.name != "catalog.json":
+                doc = json.loads(sidecar.read_text())
+                videos.append({key: doc.get(key) for key in CATALOG_FIELDS})
+        (folder / "catalog.json").write_text(json.dumps({"videos": videos, "announced": announced}, indent=2))
+        print(f"Catalogued {len(videos)} video(s); {len(announced)} announced by this run's asset events")
+        return {"videos": len(videos), "paths": [v["path"] for v in videos], "announced": announced}
 
     catalog()

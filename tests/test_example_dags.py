@@ -179,6 +179,13 @@ def test_batch_dag_maps_csv_rows_and_emits_asset_events(dagbag, emulator, fal_co
         ).all()
         assert {event.extra["path"] for event in events} == paths
 
+    # The catalog DAG (asset-scheduled in production; run by hand here) lists the three videos.
+    catalog = _run(dagbag, "example_kling_batch_catalog")
+    assert catalog.state == "success", _states(catalog)
+    assert set(_xcom(catalog, "catalog")["paths"]) == paths
+    index = json.loads((out_dir / "batch" / "catalog.json").read_text())
+    assert {video["prompt"] for video in index["videos"]} == {row["prompt"] for row in prompts}
+
 
 def test_submit_and_sense_dag(dagbag, emulator, fal_conn, out_dir):
     dr = _run(dagbag, "example_kling_submit_and_sense")

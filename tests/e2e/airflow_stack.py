@@ -7,6 +7,7 @@ too (executor workers, trigger runner, log servers): ``os.killpg(pid, sig)``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -118,10 +119,23 @@ class AirflowStack:
         path = self.home / f"{name}.{count}.log"
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
+    def wait_log(self, name: str, needle: str, timeout: float = 60.0) -> None:
+        """Wait until the component's output contains ``needle``."""
+        path = self.home / f"{name}.{self._starts.get(name, 0)}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and needle in path.read_text(errors="replace"):
+                return
+            self._check_alive()
+            time.sleep(0.25)
+        raise TimeoutError(f"{needle!r} not in the {name} log after {timeout}s")
+
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{self.component_log(name)}")
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode}:\n{self.component_log(name)}"
+                )
 
     def wait_healthy(self, timeout: float = 120.0, components: Iterable[str] = ()) -> None:
         wanted = set(components) or {"metadatabase", "scheduler", "triggerer", "dag_processor"}
@@ -185,7 +199,9 @@ class AirflowStack:
                 return run
             self._check_alive()
             time.sleep(1)
-        raise TimeoutError(f"{dag_id}/{run_id} not finished after {timeout}s: {self.task_states(dag_id, run_id)}")
+        raise TimeoutError(
+            f"{dag_id}/{run_id} not finished after {timeout}s: {self.task_states(dag_id, run_id)}"
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         response = self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
@@ -211,7 +227,9 @@ class AirflowStack:
             time.sleep(0.5)
         raise TimeoutError(f"{task_id} not in {wanted} after {timeout}s: {self.task_states(dag_id, run_id)}")
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
         response = self.api.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
             params={"map_index": map_index, "deserialize": True, "stringify": False},
@@ -225,10 +243,8 @@ class AirflowStack:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)  # the group id is the pid we started (start_new_session)
-    except ProcessLookupError:
-        pass
 
 
 def _stop_group(proc: subprocess.Popen[bytes], sig: int | None, timeout: float) -> None:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.sync.client import connect
-
 from airflow_stack import free_port
+from websockets.sync.client import connect
 
 # Flags from airflow-runtime-notes.md §2d: no sandbox (root in CI), and nothing that phones home.
 FLAGS = (
@@ -54,8 +53,13 @@ class Browser:
         self.port = free_port()
         self._profile = tempfile.mkdtemp(prefix="kling-chromium-")
         self._proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self._profile}", f"--remote-debugging-port={self.port}",
-             "about:blank"],
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={self._profile}",
+                f"--remote-debugging-port={self.port}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
