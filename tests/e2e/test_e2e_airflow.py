@@ -103,6 +103,10 @@ def test_batch_waits_in_the_triggerer_and_feeds_the_asset_scheduled_catalog(stac
         trigger_text = "".join(p.read_text() for p in trigger_logs)
         assert f"fal request {generated['request_id']}" in trigger_text
         assert "COMPLETED" in trigger_text
+        [worker_log] = stack.task_log_files(
+            "example_kling_batch", "e2e_batch", "generate", f"map_index={index}/attempt=1.log"
+        )
+        assert "COMPLETED (elapsed" not in worker_log.read_text()  # the worker did not poll
 
     # Queue positions moved while three jobs shared one fal worker.
     logs = "".join(
