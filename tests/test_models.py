@@ -26,6 +26,7 @@ from airflow_provider_kling.models import (
     get_endpoint,
     validate_arguments,
 )
+from airflow_provider_kling.protocol import FalSettings, QueueProtocol
 
 P = "fal-ai/kling-video/"
 IMG = "https://example.com/cat.png"
@@ -254,10 +255,21 @@ def test_unknown_endpoint_needs_json(bad: Any) -> None:
         validate_arguments("someone/model", {"x": {"y": bad}})
 
 
-@pytest.mark.parametrize("endpoint_id", ["", "kling", "fal-ai/ kling", None, "a//b"])
+@pytest.mark.parametrize(
+    "endpoint_id", ["", "kling", "fal-ai/ kling", None, "a//b", "workflows/me", "fal-ai/kling?x=1"]
+)
 def test_malformed_endpoint_id(endpoint_id: Any) -> None:
     with pytest.raises(KlingConfigurationError, match="endpoint_id"):
         validate_arguments(endpoint_id, {"prompt": "p"})
+
+
+@pytest.mark.parametrize("endpoint_id", ["123-myapp", "workflows/me/flow/run", "comfy/me/graph"])
+def test_validation_accepts_every_id_the_hook_can_submit(endpoint_id: str) -> None:
+    # One parser for endpoint ids: local validation must not refuse an id the queue protocol submits
+    # (legacy numeric ids, namespaced apps), nor accept one the hook would then refuse.
+    args = {"prompt": "p"}
+    assert validate_arguments(endpoint_id, args) == args
+    assert QueueProtocol(FalSettings(key="k:s")).submit_request(endpoint_id, args).method == "POST"
 
 
 def test_arguments_must_be_a_dict() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -477,3 +479,19 @@ def test_token_expiry_and_content_types():
     assert guess_content_type("frame.PNG") == "image/png"
     assert guess_content_type("blob") == "application/octet-stream"
     assert guess_content_type(None) == "application/octet-stream"
+
+
+def test_value_types_import_without_the_http_stack():
+    # The DAG parser and local validation read FalRequest / parse endpoint ids: neither may pull
+    # httpx or tenacity in through the package's __init__.
+    code = (
+        "import sys, airflow_provider_kling.protocol.types, airflow_provider_kling.protocol.endpoints; "
+        "print(sorted(x for x in ('httpx', 'tenacity', 'airflow') if x in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from airflow_provider_kling import protocol
+
+    assert protocol.QueueProtocol.__name__ == "QueueProtocol"  # lazy names still resolve
+    with pytest.raises(AttributeError):
+        protocol.no_such_name  # noqa: B018

@@ -10,7 +10,6 @@ prices (2025-06). Endpoints without a sourced price have ``price=None`` (no esti
 
 from __future__ import annotations
 
-import re
 import typing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,9 +39,6 @@ from airflow_provider_kling.models.text_to_video import (
 )
 
 PREFIX = "fal-ai/kling-video/"
-
-# Owner/alias[/path...]: the shape fal-client accepts (protocol doc §1.1), checked before use.
-ENDPOINT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w.-]+)*$")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from airflow_provider_kling.exceptions import KlingConfigurationError, KlingValidationError
+from airflow_provider_kling.exceptions import KlingValidationError
 from airflow_provider_kling.models.errors import (
     Loc,
     format_loc,
@@ -33,7 +33,8 @@ from airflow_provider_kling.models.files import (
     set_at,
 )
 from airflow_provider_kling.models.pricing import find_override, load_overrides
-from airflow_provider_kling.models.registry import ENDPOINT_ID_PATTERN, EndpointSpec, get_endpoint
+from airflow_provider_kling.models.registry import EndpointSpec, get_endpoint
+from airflow_provider_kling.protocol.endpoints import parse_endpoint_id
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,10 @@ _SERVER_CONTEXT = {"defer_cross_checks": True}
 
 
 def _check_endpoint_id(endpoint_id: Any) -> str:
-    if not isinstance(endpoint_id, str) or not ENDPOINT_ID_PATTERN.match(endpoint_id.strip("/")):
-        raise KlingConfigurationError(
-            f"endpoint_id {endpoint_id!r} is not a fal endpoint id (expected owner/app[/path], "
-            "e.g. 'fal-ai/kling-video/v1.6/standard/image-to-video')"
-        )
-    return endpoint_id.strip("/")
+    # The queue protocol's own parser: validation must refuse exactly the ids the hook cannot submit.
+    stripped = endpoint_id.strip().strip("/") if isinstance(endpoint_id, str) else endpoint_id
+    parse_endpoint_id(stripped)
+    return stripped
 
 
 def _check_mapping(endpoint_id: str, arguments: Any) -> dict[str, Any]:
