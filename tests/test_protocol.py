@@ -125,6 +125,27 @@ def test_submit_uses_the_urls_fal_returned_verbatim():
     assert partial.status_url == f"{Q}/fal-ai/kling-video/requests/r2/status"
 
 
+def test_queue_calls_bundle_the_request_its_parser_and_its_error_mapping():
+    # Both hook shells run these; the protocol decides what is sent and what the answer means.
+    handle = QueueProtocol(SETTINGS).parse_submit(
+        response(200, {"request_id": "r1", "status_url": "https://other.example/s"}), KLING
+    )
+    queue = QueueProtocol(SETTINGS)
+    status = queue.status_call(handle, logs=False)
+    assert (status.operation, status.label) == ("status", "status of r1")
+    assert str(status.request.url) == "https://other.example/s?logs=0"
+    assert status.parse(response(202, {"status": "IN_QUEUE", "queue_position": 3})).queue_position == 3
+    result = queue.result_call(handle)
+    assert (result.request.method, result.request.url) == ("GET", handle.response_url)
+    assert result.parse(response(200, {"video": {"url": "u"}})) == {"video": {"url": "u"}}
+    cancel = queue.cancel_call(handle)
+    assert (cancel.request.method, cancel.request.url) == ("PUT", handle.cancel_url)
+    assert cancel.parse(response(400, {"status": "ALREADY_COMPLETED"})) == "ALREADY_COMPLETED"
+    failure = cancel.transport_failure(httpx.ConnectError(f"refused for {KEY}"))
+    assert isinstance(failure, KlingTransportError) and KEY not in str(failure)
+    assert "cancel of request r1" in str(failure)
+
+
 def test_status_stream_url_and_query():
     handle = derive_request(Q, KLING, "r1")
     queue = QueueProtocol(SETTINGS)

@@ -14,23 +14,23 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 from httpx_sse import EventSource
 
 from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
 from airflow_provider_kling.hooks._masking import amask_key, mask_key
-from airflow_provider_kling.hooks._sources import UploadSource, open_source
+from airflow_provider_kling.hooks._sources import open_source
+from airflow_provider_kling.hooks._uploads import FalUploader, RequestFactory
 from airflow_provider_kling.protocol import errors
 from airflow_provider_kling.protocol.config import FalSettings, settings_from_connection
-from airflow_provider_kling.protocol.queue import MalformedEventError, QueueProtocol
+from airflow_provider_kling.protocol.queue import MalformedEventError, QueueCall, QueueProtocol
 from airflow_provider_kling.protocol.retry import CallKind, RetryPolicy
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
 from airflow_provider_kling.protocol.uploads import (
     MULTIPART_THRESHOLD,
     PART_SIZE,
-    CdnToken,
     UploadProtocol,
     guess_content_type,
 )
@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - Airflow without the task SDK export
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
-RequestFactory = Callable[[], httpx.Request]
+T = TypeVar("T")
 
 
 class _StreamUnavailable(Exception):
@@ -86,7 +86,7 @@ class KlingHook(BaseHook):
         self._settings: FalSettings | None = None
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
-        self._cdn_token: CdnToken | None = None
+        self._uploader: FalUploader | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -165,11 +165,15 @@ class KlingHook(BaseHook):
         build: RequestFactory = request if callable(request) else (lambda: request)
         return self.retry_policy.retrying(kind, label)(lambda: client.send(build()))
 
-    def _call(self, request: httpx.Request, *, operation: str, fal_request: FalRequest) -> httpx.Response:
+    def _respond(self, call: QueueCall[Any]) -> httpx.Response:
+        """The call's final response (after retries), any status; transport failures mapped."""
         try:
-            return self._send(request, label=f"{operation} of {fal_request.request_id}")
+            return self._send(call.request, label=call.label)
         except httpx.HTTPError as exc:
-            raise self._queue.transport_failure(exc, operation, fal_request) from exc
+            raise call.transport_failure(exc) from exc
+
+    def _run(self, call: QueueCall[T]) -> T:
+        return call.parse(self._respond(call))
 
     # -- queue (sync) ---------------------------------------------------------------------------
     def submit(
@@ -208,23 +212,15 @@ class KlingHook(BaseHook):
 
     def get_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
         """One status poll. Logs are a sliding window: dedupe them with :class:`LogDeduper`."""
-        queue = self._queue
-        response = self._call(
-            queue.status_request(request, logs=logs), operation="status", fal_request=request
-        )
-        return queue.parse_status(response, request)
+        return self._run(self._queue.status_call(request, logs=logs))
 
     def get_result(self, request: FalRequest) -> dict[str, Any]:
         """The output of a COMPLETED request; a failed job raises its mapped error."""
-        queue = self._queue
-        response = self._call(queue.result_request(request), operation="result", fal_request=request)
-        return queue.parse_result(response, request)
+        return self._run(self._queue.result_call(request))
 
     def cancel(self, request: FalRequest) -> CancelOutcome:
         """Ask fal to cancel; returns CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND."""
-        queue = self._queue
-        response = self._call(queue.cancel_request(request), operation="cancel", fal_request=request)
-        outcome = queue.parse_cancel(response, request)
+        outcome = self._run(self._queue.cancel_call(request))
         self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
         return outcome
 
@@ -292,24 +288,21 @@ class KlingHook(BaseHook):
         :param content_type: MIME type; guessed from the file name when omitted.
         :param file_name: name to store (defaults to the path's / file object's name).
         """
-        settings = self.settings  # a missing key fails here, before anything is read or sent
+        # Resolves the connection first: a missing key fails here, before anything is read or sent.
+        uploader = self._uploads()
         with open_source(source, file_name=file_name) as src:
             mime = content_type or guess_content_type(src.name)
-            try:
-                url = self._upload_cdn(src, mime)
-            except KlingError as cdn_error:
-                # The token may be why it failed (revoked, clock skew): never reuse it after a failure.
-                self._cdn_token = None
-                self.log.warning(
-                    "Upload to the fal CDN failed (%s); falling back to a presigned upload",
-                    errors.scrub(str(cdn_error), (settings.key,)),
-                )
-                try:
-                    url = self._upload_presigned(src, mime)
-                except KlingError as error:
-                    raise error from cdn_error
+            url = uploader.upload(
+                src, mime, multipart_threshold=self.multipart_threshold, part_size=self.multipart_part_size
+            )
         self.log.info("Uploaded %s (%d bytes, %s) to %s", src.name or "data", src.size, mime, url)
         return url
+
+    def _uploads(self) -> FalUploader:
+        """The hook's uploader (one per hook, so the CDN token is reused across uploads)."""
+        if self._uploader is None:
+            self._uploader = FalUploader(UploadProtocol(self.settings), self._storage_call, self.log)
+        return self._uploader
 
     def _storage_call(self, request: httpx.Request | RequestFactory, step: str) -> httpx.Response:
         try:
@@ -319,65 +312,16 @@ class KlingHook(BaseHook):
                 exc, operation=f"upload ({step})", secrets=(self.settings.key,)
             ) from exc
 
-    def _token(self, storage: UploadProtocol, *, force: bool = False) -> CdnToken:
-        if force or self._cdn_token is None or not self._cdn_token.usable():
-            self._cdn_token = storage.parse_token(self._storage_call(storage.token_request(), "token"))
-        return self._cdn_token
-
-    def _upload_cdn(self, src: UploadSource, mime: str) -> str:
-        storage = UploadProtocol(self.settings)
-        token = self._token(storage)
-        if src.size <= self.multipart_threshold:
-            response = self._storage_call(
-                lambda: storage.single_upload_request(
-                    token, src.content(), size=src.size, content_type=mime, file_name=src.name
-                ),
-                "single",
-            )
-            return storage.parse_access_url(response, "single")
-        access_url, upload_id = storage.parse_multipart_initiate(
-            self._storage_call(
-                storage.multipart_initiate_request(token, content_type=mime, file_name=src.name),
-                "multipart initiate",
-            )
-        )
-        parts = []
-        for number, offset in enumerate(range(0, src.size, self.multipart_part_size), start=1):
-            data = src.read_range(offset, min(self.multipart_part_size, src.size - offset))
-            response = self._storage_call(
-                storage.multipart_part_request(token, access_url, upload_id, number, data, content_type=mime),
-                f"part {number}",
-            )
-            parts.append({"partNumber": number, "etag": storage.parse_part(response, number)})
-        response = self._storage_call(
-            storage.multipart_complete_request(token, access_url, upload_id, parts), "multipart complete"
-        )
-        return storage.parse_complete(response, access_url)
-
-    def _upload_presigned(self, src: UploadSource, mime: str) -> str:
-        storage = UploadProtocol(self.settings)
-        upload_url, file_url = storage.parse_initiate(
-            self._storage_call(storage.initiate_request(content_type=mime, file_name=src.name), "initiate")
-        )
-        response = self._storage_call(
-            lambda: storage.presigned_put_request(
-                upload_url, src.content(), size=src.size, content_type=mime
-            ),
-            "presigned PUT",
-        )
-        storage.check_presigned(response)
-        return file_url
-
     def test_connection(self) -> tuple[bool, str]:
         """For the UI's Test button: an authenticated CDN-token request plus a reachability probe of the
         queue (no job is created, nothing is billed)."""
         try:
             settings = self.settings
-            self._token(UploadProtocol(settings), force=True)
+            self._uploads().token(force=True)
+            # A status GET of a request id that cannot exist: a 404 proves the queue answers and
+            # accepted the key, and it creates no job.
             probe = self.request_from_id("fal-ai/kling-video", "00000000-0000-0000-0000-000000000000")
-            response = self._call(
-                self._queue.status_request(probe, logs=False), operation="status", fal_request=probe
-            )
+            response = self._respond(self._queue.status_call(probe, logs=False))
             if response.status_code in (401, 403) or response.status_code >= 500:
                 raise self._queue.http_error(response, "status", probe)
         except Exception as exc:
@@ -395,37 +339,32 @@ class KlingHook(BaseHook):
             self._aclient = httpx.AsyncClient(timeout=self._timeout(settings))
         return self._aclient
 
-    async def _acall(
-        self, request: httpx.Request, *, operation: str, fal_request: FalRequest
-    ) -> httpx.Response:
+    async def _aqueue(self) -> QueueProtocol:
+        return QueueProtocol(await self._asettings())
+
+    async def _arun(self, call: QueueCall[T]) -> T:
         client = await self._aget_client()
-        label = f"{operation} of {fal_request.request_id}"
         try:
-            return await self.retry_policy.async_retrying("idempotent", label)(client.send, request)
+            response: httpx.Response = await self.retry_policy.async_retrying("idempotent", call.label)(
+                client.send, call.request
+            )
         except httpx.HTTPError as exc:
-            raise QueueProtocol(await self._asettings()).transport_failure(
-                exc, operation, fal_request
-            ) from exc
+            raise call.transport_failure(exc) from exc
+        return call.parse(response)
 
     async def aget_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
         """Async :meth:`get_status`."""
-        queue = QueueProtocol(await self._asettings())
-        response = await self._acall(
-            queue.status_request(request, logs=logs), operation="status", fal_request=request
-        )
-        return queue.parse_status(response, request)
+        return await self._arun((await self._aqueue()).status_call(request, logs=logs))
 
     async def aget_result(self, request: FalRequest) -> dict[str, Any]:
         """Async :meth:`get_result`."""
-        queue = QueueProtocol(await self._asettings())
-        response = await self._acall(queue.result_request(request), operation="result", fal_request=request)
-        return queue.parse_result(response, request)
+        return await self._arun((await self._aqueue()).result_call(request))
 
     async def acancel(self, request: FalRequest) -> CancelOutcome:
         """Async :meth:`cancel`."""
-        queue = QueueProtocol(await self._asettings())
-        response = await self._acall(queue.cancel_request(request), operation="cancel", fal_request=request)
-        return queue.parse_cancel(response, request)
+        outcome = await self._arun((await self._aqueue()).cancel_call(request))
+        self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
+        return outcome
 
     async def astream_status(
         self, request: FalRequest, *, poll_interval: float = 5.0, use_sse: bool = True, logs: bool = True
@@ -460,7 +399,7 @@ class KlingHook(BaseHook):
             await asyncio.sleep(poll_interval)
 
     async def _asse(self, request: FalRequest, *, logs: bool) -> AsyncGenerator[RequestStatus, None]:
-        queue = QueueProtocol(await self._asettings())
+        queue = await self._aqueue()
         client = await self._aget_client()
         try:
             response = await client.send(queue.status_stream_request(request, logs=logs), stream=True)

@@ -104,6 +104,12 @@ def _body_json(response: httpx.Response) -> Any:
         return None
 
 
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one (a 2xx answer that breaks the protocol)."""
+    body = _body_json(response)
+    return body if isinstance(body, dict) else None
+
+
 def _short(text: str) -> str:
     text = _SPACES.sub(" ", html.unescape(_TAGS.sub(" ", text))).strip()
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."

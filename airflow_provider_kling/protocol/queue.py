@@ -7,7 +7,9 @@ The hooks send what this module builds and hand the answers back to it; retries 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +29,8 @@ from airflow_provider_kling.protocol.status import parse_status
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
 
 CANCEL_OUTCOMES: frozenset[str] = frozenset({"CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"})
+
+T = TypeVar("T")
 
 
 class MalformedEventError(KlingServerError):
@@ -55,12 +59,33 @@ def _webhook(url: Any) -> str:
     return url
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+@dataclass(frozen=True)
+class QueueCall(Generic[T]):
+    """One idempotent queue call as data: what to send, and how to read the answer or the failure.
+
+    Both hook shells run a call the same way (send with the ``idempotent`` retry policy, map a
+    transport failure with :meth:`transport_failure`, else :meth:`parse` the final response); they
+    differ only in how they send.
+
+    :param operation: ``status``, ``result`` or ``cancel``: names the call in errors and retry logs.
+    :param request: the HTTP request to send (re-sendable as is: its body is bytes).
+    :param fal_request: the fal request it is about.
+    :param parse: turns the final response into the call's value, or raises the mapped error.
+    :param protocol: the protocol that built it (for error mapping with the right secrets).
+    """
+
+    operation: str
+    request: httpx.Request
+    fal_request: FalRequest
+    parse: Callable[[httpx.Response], T]
+    protocol: QueueProtocol
+
+    @property
+    def label(self) -> str:
+        return f"{self.operation} of {self.fal_request.request_id}"
+
+    def transport_failure(self, exc: httpx.HTTPError) -> KlingError:
+        return self.protocol.transport_failure(exc, self.operation, self.fal_request)
 
 
 class QueueProtocol:
@@ -121,7 +146,7 @@ class QueueProtocol:
             raise errors.error_from_response(
                 response, operation="submit", endpoint_id=endpoint_id, secrets=self.secrets
             )
-        body = _json_object(response)
+        body = errors.json_object(response)
         request_id = body.get("request_id") if body else None
         if body is None or not isinstance(request_id, str) or not request_id:
             raise errors.submit_uncertain(
@@ -200,6 +225,28 @@ class QueueProtocol:
             ) from None
         return parse_status(payload, request_id=request.request_id)
 
+    def status_call(self, request: FalRequest, *, logs: bool = True) -> QueueCall[RequestStatus]:
+        """One status poll (``logs``: ask for the log window)."""
+        return QueueCall(
+            "status",
+            self.status_request(request, logs=logs),
+            request,
+            lambda r: self.parse_status(r, request),
+            self,
+        )
+
+    def result_call(self, request: FalRequest) -> QueueCall[dict[str, Any]]:
+        """The result GET of a COMPLETED request."""
+        return QueueCall(
+            "result", self.result_request(request), request, lambda r: self.parse_result(r, request), self
+        )
+
+    def cancel_call(self, request: FalRequest) -> QueueCall[CancelOutcome]:
+        """The cancel PUT; its three expected outcomes are values, not errors."""
+        return QueueCall(
+            "cancel", self.cancel_request(request), request, lambda r: self.parse_cancel(r, request), self
+        )
+
     def result_request(self, request: FalRequest) -> httpx.Request:
         return httpx.Request("GET", request.response_url, headers=self._headers())
 
@@ -208,7 +255,7 @@ class QueueProtocol:
         other errors → :class:`KlingRequestFailedError` with fal's error_type and X-Fal-Retryable)."""
         if not response.is_success:
             raise self.http_error(response, "result", request)
-        body = _json_object(response)
+        body = errors.json_object(response)
         if body is None:
             raise errors.protocol_error(
                 "the result is not a JSON object",
@@ -223,7 +270,7 @@ class QueueProtocol:
 
     def parse_cancel(self, response: httpx.Response, request: FalRequest) -> CancelOutcome:
         """The three expected outcomes never raise (fal answers 202 / 400 / 404 for them)."""
-        body = _json_object(response) or {}
+        body = errors.json_object(response) or {}
         state = body.get("status")
         if response.is_success:
             # "OK" is what older gateways answered when a queued request was removed.
@@ -235,20 +282,16 @@ class QueueProtocol:
         raise self.http_error(response, "cancel", request)
 
     # -- errors ---------------------------------------------------------------------------------
+    def _about(self, operation: str, request: FalRequest) -> dict[str, Any]:
+        return {
+            "operation": operation,
+            "endpoint_id": request.endpoint_id,
+            "request_id": request.request_id,
+            "secrets": self.secrets,
+        }
+
     def http_error(self, response: httpx.Response, operation: str, request: FalRequest) -> KlingError:
-        return errors.error_from_response(
-            response,
-            operation=operation,
-            endpoint_id=request.endpoint_id,
-            request_id=request.request_id,
-            secrets=self.secrets,
-        )
+        return errors.error_from_response(response, **self._about(operation, request))
 
     def transport_failure(self, exc: httpx.HTTPError, operation: str, request: FalRequest) -> KlingError:
-        return errors.transport_error(
-            exc,
-            operation=operation,
-            endpoint_id=request.endpoint_id,
-            request_id=request.request_id,
-            secrets=self.secrets,
-        )
+        return errors.transport_error(exc, **self._about(operation, request))

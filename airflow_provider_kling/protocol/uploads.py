@@ -82,14 +82,6 @@ class CdnToken:
         return f"{self.token_type} {self.token}"
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 class UploadProtocol:
     """Builds storage requests and parses their answers.
 
@@ -128,7 +120,7 @@ class UploadProtocol:
     def parse_token(self, response: httpx.Response) -> CdnToken:
         if not response.is_success:
             raise self._fail(response, "token")
-        body = _json_object(response)
+        body = errors.json_object(response)
         if not body or not isinstance(body.get("token"), str):
             raise self._missing("token", "token")
         return CdnToken(
@@ -151,7 +143,7 @@ class UploadProtocol:
     def parse_access_url(self, response: httpx.Response, step: str) -> str:
         if not response.is_success:
             raise self._fail(response, step)
-        body = _json_object(response)
+        body = errors.json_object(response)
         if not body or not isinstance(body.get("access_url"), str):
             raise self._missing(step, "access_url")
         return body["access_url"]
@@ -169,7 +161,7 @@ class UploadProtocol:
     def parse_multipart_initiate(self, response: httpx.Response) -> tuple[str, str]:
         """``(access_url, upload_id)``."""
         access_url = self.parse_access_url(response, "multipart initiate")
-        body = _json_object(response) or {}
+        body = errors.json_object(response) or {}
         upload_id = body.get("uploadId") or body.get("upload_id")
         if not isinstance(upload_id, str) or not upload_id:
             raise self._missing("multipart initiate", "uploadId")
@@ -231,7 +223,7 @@ class UploadProtocol:
         """``(upload_url, file_url)``."""
         if not response.is_success:
             raise self._fail(response, "initiate")
-        body = _json_object(response) or {}
+        body = errors.json_object(response) or {}
         upload_url, file_url = body.get("upload_url"), body.get("file_url")
         if not isinstance(upload_url, str) or not isinstance(file_url, str):
             raise self._missing("initiate", "upload_url / file_url")
