@@ -71,19 +71,9 @@ class EmulatorApp:
             detail = "No user found for Key ID and Secret"
         return JSONResponse({"detail": detail}, status_code=401)
 
-    def fail_next(
-        self,
-        error: str = "Runner disconnected",
-        error_type: str = "runner_disconnected",
-        status_code: int = 503,
-        times: int = 1,
-        *,
-        retryable: bool | None = None,
-        detail: Any = None,
-    ) -> None:
-        if retryable is None:
-            retryable = status_code >= 500
-        self.failures.push(Failure(error, error_type, int(status_code), retryable, detail), int(times))
+    def fail_next(self, failure: Failure, times: int = 1) -> None:
+        """The next ``times`` submitted jobs run, then complete with ``failure``."""
+        self.failures.push(failure, int(times))
 
     def reset(self) -> None:
         """Forget jobs, counters, faults and pending failures (call on the loop)."""

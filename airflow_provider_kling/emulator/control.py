@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from airflow_provider_kling.emulator.state import Failure
+
 if TYPE_CHECKING:
     from airflow_provider_kling.emulator.app import EmulatorApp
 
@@ -54,7 +56,8 @@ async def handle(ctx: EmulatorApp, request: Request, action: str) -> Response:
             ctx.faults.inject(kind, route=route, times=times, **body)
             return JSONResponse({"faults": ctx.faults.pending()})
         if action == "fail_next":
-            ctx.fail_next(**body)
+            times = body.pop("times", 1)
+            ctx.fail_next(Failure(**body), times)
             return JSONResponse({"ok": True})
         if action == "reset":
             ctx.reset()

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import uvicorn
 
 from airflow_provider_kling.emulator.app import EmulatorApp
-from airflow_provider_kling.emulator.state import Knobs
+from airflow_provider_kling.emulator.state import Failure, Knobs
 from airflow_provider_kling.emulator.storage import Storage
 
 DEFAULT_KEY = "emulator-key-id:emulator-key-secret"
@@ -228,7 +228,7 @@ class FalEmulator:
         detail: Any = None,
     ) -> None:
         """The next ``times`` submitted jobs run, then COMPLETE with this error (result: ``status_code``)."""
-        self.app.fail_next(error, error_type, status_code, times, retryable=retryable, detail=detail)
+        self.app.fail_next(Failure(error, error_type, status_code, retryable, detail), times)
 
     def reset(self) -> None:
         """Clear counters, faults, pending failures and all jobs (knobs and stored files stay)."""

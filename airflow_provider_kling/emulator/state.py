@@ -150,11 +150,18 @@ class Failure:
     :param detail: result body ``detail`` override (e.g. a 422 list); defaults to ``error``.
     """
 
-    error: str
-    error_type: str
-    status_code: int
+    error: str = "Runner disconnected"
+    error_type: str = "runner_disconnected"
+    status_code: int = 503
     retryable: bool | None = None
     detail: Any = None
+
+    def __post_init__(self) -> None:
+        # Coerce JSON numbers from the control API; a 5xx is retryable unless told otherwise, as fal marks
+        # runner failures.
+        object.__setattr__(self, "status_code", int(self.status_code))
+        if self.retryable is None:
+            object.__setattr__(self, "retryable", self.status_code >= 500)
 
 
 class FailureQueue:

@@ -96,37 +96,8 @@ class DynamicMask(KlingInput):
     trajectories: list[Trajectory] = Field(min_length=MIN_TRAJECTORY_POINTS, max_length=MAX_TRAJECTORY_POINTS)
 
 
-def _mask_errors(
-    *,
-    tail_image_url: str | None,
-    static_mask_url: str | None,
-    dynamic_masks: list[DynamicMask] | None,
-    duration: str,
-    tail_forces_five_seconds: bool,
-) -> list[dict[str, Any]]:
-    """Kling's exclusivity rules for tail frames and motion masks (upstream doc, S6/S7)."""
-    errors = []
-    has_masks = static_mask_url is not None or bool(dynamic_masks)
-    mask_field = "static_mask_url" if static_mask_url is not None else "dynamic_masks"
-    if tail_image_url is not None and has_masks:
-        errors.append(
-            cross_error(
-                ("tail_image_url",),
-                f"cannot be combined with {mask_field} (tail frame and motion masks are exclusive)",
-            )
-        )
-    if duration != "5":
-        if has_masks:
-            errors.append(cross_error((mask_field,), f'motion masks require duration "5" (got "{duration}")'))
-        if tail_image_url is not None and tail_forces_five_seconds:
-            errors.append(
-                cross_error(("tail_image_url",), f'a tail frame requires duration "5" (got "{duration}")')
-            )
-    return errors
-
-
-class V1ImageToVideoInput(TailImageToVideoInput):
-    """v1 standard/pro image-to-video: tail frame or motion masks (exclusive, 5 s only).
+class _MaskedImageToVideoInput(TailImageToVideoInput):
+    """Image-to-video with a tail frame or motion masks (exclusive; masks force 5 s).
 
     :param static_mask_url: region of the image that must stay still.
     :param dynamic_masks: up to 6 :class:`DynamicMask` regions with trajectories.
@@ -138,42 +109,58 @@ class V1ImageToVideoInput(TailImageToVideoInput):
         "static_mask_url": "image",
         "dynamic_masks[].mask_url": "image",
     }
+    #: Whether a tail frame alone also limits the clip to 5 s.
+    tail_forces_five_seconds: ClassVar[bool] = True
 
     static_mask_url: FileUrl | None = None
     dynamic_masks: list[DynamicMask] | None = Field(default=None, max_length=MAX_DYNAMIC_MASKS)
 
     def cross_field_errors(self) -> list[dict[str, Any]]:
-        # v1: a tail frame is limited to 5 s as well (S7 "v1 tail/masks supported at 5 s only").
-        return _mask_errors(
-            tail_image_url=self.tail_image_url,
-            static_mask_url=self.static_mask_url,
-            dynamic_masks=self.dynamic_masks,
-            duration=self.duration,
-            tail_forces_five_seconds=True,
-        )
+        """Kling's exclusivity rules for tail frames and motion masks (upstream doc, S6/S7)."""
+        errors = []
+        has_masks = self.static_mask_url is not None or bool(self.dynamic_masks)
+        mask_field = "static_mask_url" if self.static_mask_url is not None else "dynamic_masks"
+        if self.tail_image_url is not None and has_masks:
+            errors.append(
+                cross_error(
+                    ("tail_image_url",),
+                    f"cannot be combined with {mask_field} (tail frame and motion masks are exclusive)",
+                )
+            )
+        if self.duration != "5":
+            if has_masks:
+                errors.append(
+                    cross_error((mask_field,), f'motion masks require duration "5" (got "{self.duration}")')
+                )
+            if self.tail_image_url is not None and self.tail_forces_five_seconds:
+                errors.append(
+                    cross_error(
+                        ("tail_image_url",), f'a tail frame requires duration "5" (got "{self.duration}")'
+                    )
+                )
+        return errors
 
 
-class V15ProImageToVideoInput(ProImageToVideoInput):
+class V1ImageToVideoInput(_MaskedImageToVideoInput):
+    """v1 standard/pro image-to-video: tail frame or motion masks (exclusive, 5 s only).
+
+    :param static_mask_url: region of the image that must stay still.
+    :param dynamic_masks: up to 6 :class:`DynamicMask` regions with trajectories.
+    """
+
+    # v1: a tail frame is limited to 5 s as well (S7 "v1 tail/masks supported at 5 s only").
+    tail_forces_five_seconds: ClassVar[bool] = True
+
+
+class V15ProImageToVideoInput(_MaskedImageToVideoInput, ProImageToVideoInput):
     """v1.5 pro image-to-video: aspect ratio, tail frame and (2026 schema) motion masks.
 
     :param static_mask_url: region of the image that must stay still.
     :param dynamic_masks: up to 6 :class:`DynamicMask` regions with trajectories.
     """
 
-    file_fields: ClassVar[dict[str, FileKind]] = V1ImageToVideoInput.file_fields
-
-    static_mask_url: FileUrl | None = None
-    dynamic_masks: list[DynamicMask] | None = Field(default=None, max_length=MAX_DYNAMIC_MASKS)
-
-    def cross_field_errors(self) -> list[dict[str, Any]]:
-        # Guess: no source limits v1.5 tail frames to 5 s; only masks are.
-        return _mask_errors(
-            tail_image_url=self.tail_image_url,
-            static_mask_url=self.static_mask_url,
-            dynamic_masks=self.dynamic_masks,
-            duration=self.duration,
-            tail_forces_five_seconds=False,
-        )
+    # Guess: no source limits v1.5 tail frames to 5 s; only masks are.
+    tail_forces_five_seconds: ClassVar[bool] = False
 
 
 class V26ImageToVideoInput(KlingInput):

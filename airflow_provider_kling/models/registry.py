@@ -121,6 +121,12 @@ def _capabilities(endpoint_id: str, model: type[KlingInput]) -> Capabilities:
     )
 
 
+# Prices shared by several endpoints (kling-endpoints.md §5; the source tag says where each came from).
+_V16_STANDARD = per_second("0.045", "reseller quoting fal, 2025-06, T S11")
+_V16_PRO = per_second("0.098", "fal model page, V S3")
+# v2 master / v2.1 master: $1.40 per 5 s + $0.28 per extra second.
+_V2_MASTER = per_clip_5s("1.40", "0.28", "fal model page, V S3")
+
 # endpoint path (after "fal-ai/kling-video/") → (request model, price)
 _ENTRIES: dict[str, tuple[type[KlingInput], Price | None]] = {
     # v1. Only v1 standard image-to-video has a sourced price.
@@ -132,41 +138,23 @@ _ENTRIES: dict[str, tuple[type[KlingInput], Price | None]] = {
     # v1.5 pro
     "v1.5/pro/text-to-video": (TextToVideoInput, None),
     "v1.5/pro/image-to-video": (V15ProImageToVideoInput, None),
-    # v1.6: standard $0.045/s (T S11, 2025-06), pro $0.098/s (fal model page, V S3)
-    "v1.6/standard/text-to-video": (
-        TextToVideoInput,
-        per_second("0.045", "reseller quoting fal, 2025-06, T S11"),
-    ),
-    "v1.6/standard/image-to-video": (
-        ImageToVideoInput,
-        per_second("0.045", "reseller quoting fal, 2025-06, T S11"),
-    ),
-    "v1.6/standard/elements": (ElementsInput, per_second("0.045", "reseller quoting fal, 2025-06, T S11")),
-    "v1.6/pro/text-to-video": (TextToVideoInput, per_second("0.098", "fal model page, V S3")),
-    "v1.6/pro/image-to-video": (ProImageToVideoInput, per_second("0.098", "fal model page, V S3")),
-    "v1.6/pro/elements": (ElementsInput, per_second("0.098", "fal model page, V S3")),
+    # v1.6
+    "v1.6/standard/text-to-video": (TextToVideoInput, _V16_STANDARD),
+    "v1.6/standard/image-to-video": (ImageToVideoInput, _V16_STANDARD),
+    "v1.6/standard/elements": (ElementsInput, _V16_STANDARD),
+    "v1.6/pro/text-to-video": (TextToVideoInput, _V16_PRO),
+    "v1.6/pro/image-to-video": (ProImageToVideoInput, _V16_PRO),
+    "v1.6/pro/elements": (ElementsInput, _V16_PRO),
     # effects: identical schema on all four; no price found
     "v1/standard/effects": (VideoEffectsInput, None),
     "v1.5/pro/effects": (VideoEffectsInput, None),
     "v1.6/standard/effects": (VideoEffectsInput, None),
     "v1.6/pro/effects": (VideoEffectsInput, None),
-    # v2 master / v2.1 master: $1.40 per 5 s + $0.28 per extra second (fal model page, V S3)
-    "v2/master/text-to-video": (
-        V2MasterTextToVideoInput,
-        per_clip_5s("1.40", "0.28", "fal model page, V S3"),
-    ),
-    "v2/master/image-to-video": (
-        V2MasterImageToVideoInput,
-        per_clip_5s("1.40", "0.28", "fal model page, V S3"),
-    ),
-    "v2.1/master/text-to-video": (
-        V2MasterTextToVideoInput,
-        per_clip_5s("1.40", "0.28", "fal model page, V S3"),
-    ),
-    "v2.1/master/image-to-video": (
-        V2MasterImageToVideoInput,
-        per_clip_5s("1.40", "0.28", "fal model page, V S3"),
-    ),
+    # v2 master / v2.1 master
+    "v2/master/text-to-video": (V2MasterTextToVideoInput, _V2_MASTER),
+    "v2/master/image-to-video": (V2MasterImageToVideoInput, _V2_MASTER),
+    "v2.1/master/text-to-video": (V2MasterTextToVideoInput, _V2_MASTER),
+    "v2.1/master/image-to-video": (V2MasterImageToVideoInput, _V2_MASTER),
     "v2.1/pro/image-to-video": (TailImageToVideoInput, per_clip_5s("0.49", "0.098", "fal model page, V S3")),
     "v2.1/standard/image-to-video": (ImageToVideoInput, per_clip_5s("0.28", "0.056", "fal model page, V S3")),
     # v2.5-turbo (no standard text-to-video on fal); text-to-video price not found
