@@ -38,7 +38,7 @@ def out_dir(tmp_path_factory) -> Path:
 def dagbag(airflow_db, out_dir):
     """The example DAGs as the dag-processor would parse them from the session's dags folder,
     with output under a temp folder and a short poll interval (both read at parse time)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     saved = {k: os.environ.get(k) for k in ("KLING_OUTPUT_DIR", "KLING_POLL_INTERVAL")}
     os.environ["KLING_OUTPUT_DIR"] = str(out_dir)
@@ -92,7 +92,7 @@ def _video(path: str) -> tuple[float, int, int]:
 
 
 def test_example_dags_parse_without_import_errors():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
@@ -202,7 +202,10 @@ def test_submit_and_sense_dag(dagbag, emulator, fal_conn, out_dir):
 
 HITL_SCRIPT = """
 import os
-from airflow.dag_processing.dagbag import DagBag
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag
 
 dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("example_kling_human_review")
 dag.test()

@@ -17,7 +17,7 @@ T2V = "fal-ai/kling-video/v1.6/standard/text-to-video"
 
 
 def _dag(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
     bag = DagBag(dag_folder=str(path))

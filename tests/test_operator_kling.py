@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_kling.exceptions import (
     KlingError,
@@ -23,6 +22,7 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.operators.kling import KlingVideoOperator
 from airflow_provider_kling.triggers.kling import KlingRequestTrigger
+from tests.airflow_compat import TaskDeferred
 
 T2V = "fal-ai/kling-video/v1.6/standard/text-to-video"
 ARGS = {"prompt": "a lighthouse in a storm", "duration": 5}

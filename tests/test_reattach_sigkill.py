@@ -26,7 +26,10 @@ pytestmark = pytest.mark.dagtest
 TRY_ONE = r"""
 import sys
 from datetime import datetime
-from airflow.dag_processing.dagbag import DagBag
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag
 
 path, dag_id, logical_date = sys.argv[1:4]
 DagBag(dag_folder=path).get_dag(dag_id).test(logical_date=datetime.fromisoformat(logical_date))
@@ -162,7 +165,7 @@ def _try_one_until_submitted(dag_id: str, log_path: Path) -> dict[str, Any]:
 def test_sigkill_after_submit_then_retry_follows_the_same_request(
     airflow_db, emulator, fal_conn, tmp_path, capsys, dag_id, store
 ):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     emulator.processing_time = 4.0  # still running when try 2 starts: it must reattach
     handle = _try_one_until_submitted(dag_id, tmp_path / "try1.log")

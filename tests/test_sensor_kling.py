@@ -6,12 +6,12 @@ import time
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingValidationError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.sensors.kling import KlingRequestSensor
 from airflow_provider_kling.triggers.kling import KlingRequestTrigger
+from tests.airflow_compat import TaskDeferred
 from tests.test_operator_kling import RecordingTI, _run_trigger
 
 T2V = "fal-ai/kling-video/v1.6/standard/text-to-video"
