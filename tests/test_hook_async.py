@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
+import httpx
 import pytest
 
 from airflow_provider_kling.exceptions import (
@@ -121,3 +123,29 @@ async def test_consumer_may_stop_early_without_leaking_the_stream(fal_conn, emul
         assert not first.done
         # The pooled client is still healthy afterwards.
         assert (await hook.aget_status(submitted)).request_id == submitted.request_id
+
+
+async def test_async_client_loads_no_ca_bundle_on_the_event_loop(fal_conn):
+    # Building an httpx client reads the CA bundle (~20 ms of file I/O): on the triggerer's loop that
+    # stalls every other trigger. A profiler on this (the loop's) thread sees every C call it makes.
+    loaded: list[str] = []
+
+    def watch(frame, event, arg):
+        if event == "c_call" and getattr(arg, "__name__", "") in (
+            "load_verify_locations",
+            "set_default_verify_paths",
+        ):
+            loaded.append(arg.__name__)
+
+    hook = AsyncOnlyHook(fal_conn)
+    sys.setprofile(watch)
+    try:
+        httpx.AsyncClient()  # the detector works: a plain client loads the bundle right here
+        detected = list(loaded)
+        loaded.clear()
+        client = await hook._aget_client()
+    finally:
+        sys.setprofile(None)
+    assert detected and loaded == []
+    assert await hook._aget_client() is client  # still one client per hook
+    await hook.aclose()
