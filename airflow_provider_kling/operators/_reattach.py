@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from airflow_provider_kling.exceptions import KlingNotFoundError
 from airflow_provider_kling.protocol.types import FalRequest
-from airflow_provider_kling.version_compat import AIRFLOW_V_3_3_PLUS
 
 STATE_KEY = "kling_request"
 
@@ -156,9 +155,10 @@ class ReattachState:
 
     @classmethod
     def from_context(cls, context: Any, log: Any, *, force_variable: bool = False) -> ReattachState:
-        # The task state store arrived in Airflow 3.3 (AIP-103); older versions get the Variable.
-        use_store = AIRFLOW_V_3_3_PLUS and not force_variable
-        accessor = context.get("task_state_store") if use_store else None
+        # Airflow >= 3.3 puts the task state store (AIP-103) in every task's context; 3.1 / 3.2
+        # have no such key and get the Variable. Asking the context rather than the version keeps
+        # this working wherever the runtime offers a store.
+        accessor = None if force_variable else context.get("task_state_store")
         if accessor is not None:
             return cls(_TaskStateStore(accessor), log)
         ti = context.get("ti")
