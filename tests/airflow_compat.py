@@ -16,4 +16,9 @@ try:  # Airflow >= 3.2
 except ImportError:  # Airflow 3.1
     from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
-__all__ = ["DagBag", "TaskDeferred"]
+try:  # Airflow >= 3.2
+    from airflow.serialization.serialized_objects import DagSerialization
+except ImportError:  # Airflow 3.1: same serialize_dag / deserialize_dag classmethods
+    from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
+
+__all__ = ["DagBag", "DagSerialization", "TaskDeferred"]
