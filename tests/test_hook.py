@@ -216,6 +216,16 @@ def test_submit_is_retried_when_the_connection_never_opened(monkeypatch, caplog)
     assert caplog.text.count("retrying in") == FAST.max_attempts - 1
 
 
+def test_errors_that_repeat_on_every_attempt_are_not_retried(hook, emulator, caplog):
+    # A URL fal handed back with a scheme httpx cannot speak fails the same way every time: retrying
+    # only delays the error by the whole back-off budget.
+    request = hook.submit(T2V, {"prompt": "x"})
+    broken = FalRequest.from_dict({**request.to_dict(), "status_url": "ftp://queue.example/status"})
+    with pytest.raises(KlingTransportError, match="UnsupportedProtocol"):
+        hook.get_status(broken)
+    assert "retrying in" not in caplog.text
+
+
 # -- auth, keys and masking ------------------------------------------------------------------------
 def test_wrong_key_and_locked_account(hook, emulator):
     emulator.require_key = "other-id:other-secret"

@@ -54,6 +54,9 @@ def exc(cls: type[httpx.TransportError], *, headers: dict[str, str] | None = Non
         (lambda: exc(httpx.WriteError), True, False),
         (lambda: exc(httpx.RemoteProtocolError), True, False),
         (lambda: exc(httpx.ReadTimeout, headers={"X-Fal-Request-Timeout": "30.0"}), False, False),
+        # Our own side fails the same way every time.
+        (lambda: exc(httpx.UnsupportedProtocol), False, False),
+        (lambda: exc(httpx.LocalProtocolError), False, False),
     ],
 )
 def test_retry_predicate_table(outcome, idempotent, submit):

@@ -2,9 +2,10 @@
 
 Two kinds of call:
 
-* ``idempotent`` (status, result, cancel, upload token / initiate / parts): retried on transport errors,
-  408 / 409 / 429 and on 502 / 503 / 504 from fal's nginx ingress — never on a 504 carrying
-  ``X-Fal-Request-Timeout-Type`` (the user's own start deadline) and never on fal's own 5xx.
+* ``idempotent`` (status, result, cancel, upload token / initiate / parts): retried on transport errors
+  (except those that recur on every attempt, such as an unsupported URL scheme), 408 / 409 / 429 and
+  on 502 / 503 / 504 from fal's nginx ingress — never on a 504 carrying ``X-Fal-Request-Timeout-Type``
+  (the user's own start deadline) and never on fal's own 5xx.
 * ``submit``: retried **only** when the request provably never reached fal — the connection could not be
   opened (``ConnectError`` / ``ConnectTimeout`` / ``PoolTimeout``) or fal refused it with 429. A read
   timeout, a reset after sending or any 5xx may hide a created (paid) job, so it is never retried.
@@ -32,6 +33,9 @@ RETRY_STATUS_CODES: frozenset[int] = frozenset({408, 409, 429})
 INGRESS_STATUS_CODES: frozenset[int] = frozenset({502, 503, 504})
 # Exceptions raised before a single byte of the request left this machine.
 NEVER_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Transport errors that come from this side and recur on every attempt (a URL scheme httpx cannot
+# speak, a request h11 refuses to write): retrying them only delays the error by the back-off budget.
+NEVER_TRANSIENT_ERRORS: tuple[type[Exception], ...] = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def should_retry_exception(
     exc: BaseException, *, kind: CallKind, request: httpx.Request | None = None
 ) -> bool:
     """Whether a transport exception may be retried for this kind of call."""
-    if not isinstance(exc, httpx.TransportError):
+    if not isinstance(exc, httpx.TransportError) or isinstance(exc, NEVER_TRANSIENT_ERRORS):
         return False
     if kind == "submit":
         return isinstance(exc, NEVER_SENT_ERRORS)
