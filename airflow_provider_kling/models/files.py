@@ -153,9 +153,10 @@ def set_at(data: Any, loc: Loc, value: Any) -> None:
 
 def _is_object_storage_path(value: Any) -> bool:
     # Duck-typed so that importing this module never imports airflow (DAG parsing cost), and so
-    # that any universal_pathlib UPath works too.
+    # that any universal_pathlib UPath works too. Not excluded for being os.PathLike: Airflow
+    # 3.1's ObjectStoragePath is one, and its __fspath__ gives the URL, not a local path.
     return (
-        not isinstance(value, (str, bytes, bytearray, memoryview, os.PathLike))
+        not isinstance(value, (str, bytes, bytearray, memoryview))
         and callable(getattr(value, "open", None))
         and callable(getattr(value, "exists", None))
         and hasattr(value, "protocol")
@@ -326,6 +327,8 @@ def inspect_value(loc: Loc, value: Any, rule: FileRule) -> tuple[PendingUpload |
                 file_error(loc, "must not be empty (give a URL, a data URI or a local path)", "file_empty")
             ]
         return _inspect_local(loc, Path(value).expanduser(), value, rule)
+    if _is_object_storage_path(value):  # before os.PathLike, which it may also be (see there)
+        return _inspect_object_storage(loc, value, rule)
     if isinstance(value, os.PathLike):
         return _inspect_local(loc, Path(os.fspath(value)).expanduser(), value, rule)
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -333,8 +336,6 @@ def inspect_value(loc: Loc, value: Any, rule: FileRule) -> tuple[PendingUpload |
         mime, errors = check_content(loc, io.BytesIO(data), len(data), rule, "bytes", None)
         key = ("bytes", hashlib.sha256(data).hexdigest())
         return PendingUpload(loc, data, value, mime, _upload_name(loc, mime), key), errors
-    if _is_object_storage_path(value):
-        return _inspect_object_storage(loc, value, rule)
     return None, []
 
 
