@@ -258,3 +258,37 @@ def test_run_never_blocks_the_event_loop(emulator, fal_conn):
     assert [e["status"] for e in events] == ["success"]
     assert during_trigger == 0, slow
     assert any("took" in m and "blocking_control" in m for m in slow)  # the control was caught
+
+
+async def test_model_lines_come_before_the_completed_line(emulator, fal_conn, capsys):
+    # The final snapshot carries the model's last lines; they happened before the job finished.
+    request = _submit(emulator)
+    capsys.readouterr()
+    events = await _events(_trigger(request, use_sse=False))
+    assert [e["status"] for e in events] == ["success"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if request.request_id in line]
+    completed = [i for i, line in enumerate(lines) if ": COMPLETED (elapsed" in line]
+    model = [i for i, line in enumerate(lines) if f"fal request {request.request_id} [" in line]
+    assert len(completed) == 1 and model, lines
+    assert max(model) < completed[0], lines  # "Video uploaded to the CDN" is not logged after COMPLETED
+    in_progress = next(i for i, line in enumerate(lines) if ": IN_PROGRESS (elapsed" in line)
+    assert in_progress < min(model), lines  # the job's first lines follow the state it entered
+
+
+def test_for_request_builds_the_trigger_and_a_later_backstop(emulator, fal_conn):
+    request = _submit(emulator)
+    before = time.time()
+    trigger = KlingRequestTrigger.for_request(
+        request, fal_conn_id="fal_default", poll_interval=2, timeout=100, use_sse=False, submitted_at=before
+    )
+    _classpath, kwargs = trigger.serialize()
+    assert {k: kwargs[k] for k in request.to_dict()} == request.to_dict()
+    assert before + 100 <= kwargs["end_time"] <= time.time() + 100
+    assert kwargs["use_sse"] is False and kwargs["submitted_at"] == before
+    # Airflow's own deferral timeout fires only after the trigger had its chance to time out.
+    backstop = trigger.defer_timeout()
+    assert backstop is not None and 160 <= backstop.total_seconds() <= 162
+    forever = KlingRequestTrigger.for_request(
+        request, fal_conn_id="fal_default", poll_interval=2, timeout=None
+    )
+    assert forever.end_time is None and forever.defer_timeout() is None

@@ -29,8 +29,7 @@ class ProgressReporter:
         self.log = log
         self.request_id = request_id
         self.started_at = time.time() if started_at is None else started_at
-        self._last_status: str | None = None
-        self._last_position: int | None = None
+        self._last_state: tuple[str, int | None] | None = None
         self._seen_logs: set[tuple[str, str]] = set()
 
     @property
@@ -38,22 +37,37 @@ class ProgressReporter:
         return max(0.0, time.time() - self.started_at)
 
     def update(self, status: RequestStatus) -> None:
-        """Log the differences between ``status`` and the previously seen snapshot."""
+        """Log the differences between ``status`` and the previously seen snapshot.
+
+        The model's lines in the final snapshot were written before the job finished, so they go
+        before the COMPLETED line; lines in any other snapshot were written after the job entered
+        its current state, so they go after it. Either way the task log reads in order.
+        """
+        if status.done:
+            self._log_new_lines(status)
+            self._log_state(status)
+        else:
+            self._log_state(status)
+            self._log_new_lines(status)
+
+    def _log_state(self, status: RequestStatus) -> None:
+        # Queue position only matters while queued; elsewhere it is None or stale.
+        state = (status.status, status.queue_position if status.status == "IN_QUEUE" else None)
+        if state == self._last_state:
+            return
+        self._last_state = state
         elapsed = f"{self.elapsed:.0f}s"
-        if status.status != self._last_status or (
-            status.status == "IN_QUEUE" and status.queue_position != self._last_position
-        ):
-            if status.status == "IN_QUEUE":
-                self.log.info(
-                    "fal request %s: in queue, position %s (elapsed %s)",
-                    self.request_id,
-                    status.queue_position,
-                    elapsed,
-                )
-            else:
-                self.log.info("fal request %s: %s (elapsed %s)", self.request_id, status.status, elapsed)
-            self._last_status = status.status
-            self._last_position = status.queue_position
+        if status.status == "IN_QUEUE":
+            self.log.info(
+                "fal request %s: in queue, position %s (elapsed %s)",
+                self.request_id,
+                status.queue_position,
+                elapsed,
+            )
+        else:
+            self.log.info("fal request %s: %s (elapsed %s)", self.request_id, status.status, elapsed)
+
+    def _log_new_lines(self, status: RequestStatus) -> None:
         for entry in status.logs:
             if entry.key in self._seen_logs:
                 continue

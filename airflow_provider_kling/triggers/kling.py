@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -35,6 +36,9 @@ _FATAL_ERRORS: tuple[type[Exception], ...] = (
 )
 
 _CANCEL_TIMEOUT = 30.0
+# ``defer(timeout=...)`` fires this long after the trigger's own deadline, so the trigger's clean
+# ``timeout`` event (which leads to a cancel) always wins the race against Airflow's backstop.
+_BACKSTOP_MARGIN = 60.0
 
 
 class KlingRequestTrigger(BaseTrigger):
@@ -132,6 +136,48 @@ class KlingRequestTrigger(BaseTrigger):
         self.submitted_at = None if submitted_at is None else float(submitted_at)
         self.max_consecutive_failures = max_consecutive_failures
 
+    @classmethod
+    def for_request(
+        cls,
+        request: FalRequest,
+        *,
+        fal_conn_id: str,
+        poll_interval: float,
+        timeout: float | None,
+        use_sse: bool = True,
+        submitted_at: float | None = None,
+    ) -> KlingRequestTrigger:
+        """The trigger that follows ``request``, with its deadline ``timeout`` seconds from now.
+
+        :param request: the handle returned by submit (its URLs are kept: fal's deep endpoint
+            paths are not used for status and result, so rebuilding them could go wrong).
+        :param fal_conn_id: Airflow connection of type ``fal``.
+        :param poll_interval: seconds between status polls.
+        :param timeout: seconds from now until a ``timeout`` event; None waits forever.
+        :param use_sse: follow fal's SSE status stream (polling fallback).
+        :param submitted_at: epoch seconds of the submit, for elapsed times in progress lines.
+        """
+        return cls(
+            fal_conn_id=fal_conn_id,
+            request_id=request.request_id,
+            endpoint_id=request.endpoint_id,
+            status_url=request.status_url,
+            response_url=request.response_url,
+            cancel_url=request.cancel_url,
+            poll_interval=poll_interval,
+            end_time=None if timeout is None else time.time() + max(0.0, timeout),
+            use_sse=use_sse,
+            submitted_at=submitted_at,
+        )
+
+    def defer_timeout(self) -> timedelta | None:
+        """The ``timeout`` to pass to ``defer()``: Airflow's backstop, set after this trigger's deadline."""
+        if self.end_time is None:
+            return None
+        return timedelta(
+            seconds=max(0.0, self.end_time - time.time()) + self.poll_interval + _BACKSTOP_MARGIN
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "airflow_provider_kling.triggers.kling.KlingRequestTrigger",
@@ -198,10 +244,7 @@ class KlingRequestTrigger(BaseTrigger):
         try:
             event = await self._follow(hook)
         finally:
-            try:
-                await hook.aclose()
-            except Exception:
-                self.log.debug("Closing the fal hook failed", exc_info=True)
+            await self._close(hook)
         yield event
 
     async def _follow(self, hook: Any) -> TriggerEvent:
@@ -291,14 +334,19 @@ class KlingRequestTrigger(BaseTrigger):
         nothing is raised. ``cleanup()`` deliberately does not cancel, because it also runs when a
         triggerer restarts or hands the trigger to another process.
         """
-        hook = self._hook()
+        hook = None
         try:
+            hook = self._hook()
             outcome = await asyncio.wait_for(hook.acancel(self.request), timeout=_CANCEL_TIMEOUT)
             self.log.info("Cancelled fal request %s on kill: %s", self.request_id, outcome)
         except Exception as exc:
             self.log.warning("Could not cancel fal request %s on kill: %s", self.request_id, exc)
         finally:
-            try:
-                await hook.aclose()
-            except Exception:
-                self.log.debug("Closing the fal hook failed", exc_info=True)
+            if hook is not None:
+                await self._close(hook)
+
+    async def _close(self, hook: Any) -> None:
+        try:
+            await hook.aclose()
+        except Exception:  # closing must never replace the event (or the kill) being handled
+            self.log.debug("Closing the fal hook failed", exc_info=True)
