@@ -285,3 +285,26 @@ def _run_trigger(trigger: KlingRequestTrigger) -> list[dict[str, Any]]:
         return [event.payload async for event in trigger.run()]
 
     return asyncio.run(collect())
+
+
+def test_sync_mode_logs_submit_and_each_state_once(emulator, fal_conn, capsys):
+    emulator.queue_delay = 0.2
+    capsys.readouterr()
+    output = _op(deferrable=False).execute(_context())
+    rid = output["request_id"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if rid in line]
+    assert len([line for line in lines if f"Submitted fal request {rid}" in line]) == 1, lines
+    for state in ("in queue, position", ": IN_PROGRESS (elapsed", ": COMPLETED (elapsed"):
+        assert len([line for line in lines if state in line]) == 1, (state, lines)
+    assert not [line for line in lines if f"fal request {rid} is " in line], lines
+
+
+def test_sync_timeout_logs_the_cancel_once_and_says_so(emulator, fal_conn, capsys):
+    emulator.processing_time = 30
+    capsys.readouterr()
+    with pytest.raises(KlingTimeoutError) as info:
+        _op(deferrable=False, timeout=0.5).execute(_context())
+    (rid,) = emulator.cancellations
+    assert f"cancellation of fal request {rid} requested (CANCELLATION_REQUESTED)" in str(info.value)
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if rid in line and "CANCELLATION_REQUESTED" in line]) == 1

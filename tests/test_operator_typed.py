@@ -186,3 +186,31 @@ def test_generic_operator_validates_its_options():
         warnings.simplefilter("always")
         KlingVideoOperator(task_id="v", endpoint_id="fal-ai/x/y", wait_for_completion=False, deferrable=True)
     assert any("deferrable has no effect" in str(w.message) for w in caught)
+
+
+def test_typed_operators_refuse_an_endpoint_id_they_would_ignore():
+    with pytest.raises(KlingConfigurationError, match="endpoint_id"):
+        KlingTextToVideoOperator(
+            task_id="t2v", prompt="p", endpoint_id="fal-ai/kling-video/v2/master/text-to-video"
+        )
+    with pytest.raises(KlingConfigurationError, match="arguments"):
+        KlingTextToVideoOperator(task_id="t2v", prompt="p", arguments={"aspect_ratio": "1:1"})
+
+
+def test_typed_module_imported_first_still_re_exports(tmp_path):
+    # The typed operators live in a sibling module that imports kling.py; kling.py re-exports them
+    # lazily, so importing the sibling first must not hit a circular import.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import airflow_provider_kling.operators._typed as typed\n"
+        "from airflow_provider_kling.operators.kling import *\n"
+        "from airflow_provider_kling.operators.kling import KlingLipSyncOperator\n"
+        "assert KlingLipSyncOperator is typed.KlingLipSyncOperator\n"
+        "assert KlingTextToVideoOperator.__mro__[2] is KlingVideoOperator\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

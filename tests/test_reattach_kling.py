@@ -14,8 +14,11 @@ import pytest
 from airflow_provider_kling.exceptions import KlingServerError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators._reattach import STATE_KEY, StoredRequest, fingerprint
+from airflow_provider_kling.protocol.retry import RetryPolicy
 from airflow_provider_kling.protocol.types import FalRequest
 from tests.test_operator_kling import ARGS, T2V, DictStateStore, RecordingTI, _op
+
+FAST_RETRIES = RetryPolicy(max_attempts=2, initial_delay=0.01, max_delay=0.02, max_total=1.0, jitter=0.0)
 
 
 def _previous_try(emulator, *, arguments=ARGS, output=None) -> tuple[FalRequest, DictStateStore]:
@@ -129,3 +132,17 @@ def test_unrecorded_request_is_cancelled_so_a_retry_cannot_pay_twice(emulator, f
     (request_id,) = emulator.cancellations
     assert emulator.submissions[T2V] == 1 and emulator.cancellations[request_id] == 1
     assert "request_id" not in context["ti"].xcoms
+
+
+def test_unreachable_result_of_a_completed_request_raises_instead_of_paying_again(emulator, fal_conn):
+    # fal said COMPLETED; its ingress failing on the result GET is no proof the video is gone.
+    request, store = _previous_try(emulator)
+    deadline = time.monotonic() + 10
+    while emulator.job_state(request.request_id) != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    emulator.inject("nginx_502", route="result", times=None)
+    op = _op(deferrable=False)
+    op.hook = KlingHook("fal_default", retry_policy=FAST_RETRIES)  # the real hook, with short back-off
+    with pytest.raises(KlingServerError, match="502"):
+        op.execute({"ti": RecordingTI(try_number=2, max_tries=1), "task_state_store": store})
+    assert emulator.submissions[T2V] == 1

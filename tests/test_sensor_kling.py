@@ -125,3 +125,22 @@ def test_missing_request_id_is_a_clear_error(emulator, fal_conn):
 def test_sensor_templates_its_inputs_and_carries_the_links():
     assert set(KlingRequestSensor.template_fields) == {"request_id", "endpoint_id", "fal_conn_id"}
     assert [link.name for link in KlingRequestSensor.operator_extra_links] == ["Kling video", "fal request"]
+
+
+def test_deferred_sensor_timeout_is_a_sensor_timeout(emulator, fal_conn):
+    # Like poke mode: soft_fail skips, and otherwise the task fails as a sensor timeout (no retries).
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from airflow_provider_kling.sensors.kling import AirflowSensorTimeout
+
+    request = _submit()
+    event = {"status": "timeout", "request_id": request.request_id, "endpoint_id": T2V, "message": "late"}
+    with pytest.raises(AirflowSkipException):
+        _sensor(request, deferrable=True, soft_fail=True).resume_execution(
+            "execute_complete", {"event": event}, {"ti": RecordingTI()}
+        )
+    with pytest.raises(AirflowSensorTimeout, match="not cancelled"):
+        _sensor(request, deferrable=True).resume_execution(
+            "execute_complete", {"event": event}, {"ti": RecordingTI()}
+        )
+    assert emulator.cancellations[request.request_id] == 0

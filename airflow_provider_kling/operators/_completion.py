@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_kling.exceptions import KlingError, KlingServerError
+from airflow_provider_kling.exceptions import KlingError, KlingRequestFailedError, KlingServerError
 from airflow_provider_kling.protocol.types import FalRequest
 from airflow_provider_kling.triggers.kling import TRIGGER_EVENT_STATUSES
+
+if TYPE_CHECKING:
+    from airflow_provider_kling.hooks.kling import KlingHook
 
 #: XCom keys pushed besides ``return_value`` (module constants so DAG authors can import them).
 XCOM_REQUEST_ID = "request_id"
@@ -108,12 +111,32 @@ def output_from_result(
     return output
 
 
-def push_request_xcoms(context: Any, request: FalRequest, dashboard_url: str | None) -> None:
+def push_request_xcoms(context: Any, hook: KlingHook, request: FalRequest, log: Any) -> None:
     """Push the request id (and the dashboard link target) before any waiting happens."""
     ti = context["ti"]
     ti.xcom_push(key=XCOM_REQUEST_ID, value=request.request_id)
+    try:
+        dashboard_url = hook.dashboard_url(request.request_id, request.endpoint_id)
+    except Exception:  # a bad link template must not fail a request that is already paid for
+        log.warning("Could not build the fal dashboard link", exc_info=True)
+        return
     if dashboard_url:
         ti.xcom_push(key=XCOM_FAL_REQUEST_URL, value=dashboard_url)
+
+
+def raise_job_failure(hook: KlingHook, request: FalRequest, message: Any, error_type: Any) -> NoReturn:
+    """Fail with fal's own words for a job fal reported as failed.
+
+    The result GET of a failed job carries the detailed error (e.g. a 422's field list), which the
+    hook raises as the matching :class:`KlingError` subclass; only if it does not is the status's
+    short message used.
+    """
+    hook.get_result(request)
+    raise KlingRequestFailedError(
+        str(message or f"fal request {request.request_id} failed"),
+        request_id=request.request_id,
+        error_type=error_type,
+    )
 
 
 def publish_output(context: Any, output: Mapping[str, Any], outlets: Any) -> None:

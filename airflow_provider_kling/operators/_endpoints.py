@@ -92,7 +92,7 @@ def image_to_video_request(
     aspect_ratio: Any = None,
     negative_prompt: Any = None,
     cfg_scale: Any = None,
-    extra: Mapping[str, Any] | None = None,
+    extra_arguments: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Endpoint id + input for image-to-video (v2.6 names the frames start/end_image_url)."""
     task = "image-to-video"
@@ -113,7 +113,7 @@ def image_to_video_request(
         ("cfg_scale", cfg_scale),
     ):
         _put(arguments, key, value)
-    return spec.endpoint_id, _merge_extra(arguments, extra)
+    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)
 
 
 def text_to_video_request(
@@ -127,7 +127,7 @@ def text_to_video_request(
     cfg_scale: Any = None,
     camera_control: Any = None,
     advanced_camera_control: Any = None,
-    extra: Mapping[str, Any] | None = None,
+    extra_arguments: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Endpoint id + input for text-to-video (camera control only where the endpoint has it)."""
     task = "text-to-video"
@@ -151,7 +151,7 @@ def text_to_video_request(
         ("advanced_camera_control", advanced_camera_control),
     ):
         _put(arguments, key, value)
-    return spec.endpoint_id, _merge_extra(arguments, extra)
+    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)
 
 
 def lipsync_request(
@@ -162,7 +162,7 @@ def lipsync_request(
     voice_id: Any = None,
     voice_language: Any = None,
     voice_speed: Any = None,
-    extra: Mapping[str, Any] | None = None,
+    extra_arguments: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``lipsync/audio-to-video`` when ``audio`` is given, ``lipsync/text-to-video`` for ``text``."""
     if video is None:
@@ -186,7 +186,7 @@ def lipsync_request(
         for key, value in voice.items():
             _put(arguments, key, value)
         endpoint_id = LIPSYNC_TEXT
-    return endpoint_id, _merge_extra(arguments, extra)
+    return endpoint_id, _merge_extra(arguments, extra_arguments)
 
 
 def video_effects_request(
@@ -196,7 +196,7 @@ def video_effects_request(
     effect_scene: Any,
     images: Any = None,
     duration: Any = None,
-    extra: Mapping[str, Any] | None = None,
+    extra_arguments: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Endpoint id + input for the effects endpoints (one image, or two for hug/kiss/heart)."""
     spec = resolve_endpoint("effects", model, tier)
@@ -207,4 +207,4 @@ def video_effects_request(
         listed = list(images) if isinstance(images, (list, tuple)) else [images]
         arguments["input_image_urls"] = listed
     _put(arguments, "duration", duration)
-    return spec.endpoint_id, _merge_extra(arguments, extra)
+    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)

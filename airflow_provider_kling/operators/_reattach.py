@@ -177,13 +177,17 @@ class ReattachState:
             self.backend.save(stored.to_json())
 
     def finish(self, stored: StoredRequest) -> None:
-        """Record the output after success (or drop the handle where the store is not meant to keep it)."""
+        """The task instance succeeded with ``stored`` (its video, or only its submit).
+
+        A store that outlives success keeps the handle with the output, so clearing the task reuses
+        the video; the Variable store drops it, or every run would leave a Variable behind.
+        """
         if self.backend is None:
             return
-        if self.backend.durable_after_success:
-            self.backend.save(stored.to_json())
-        else:
+        if not self.backend.durable_after_success:
             self.backend.discard()
+        elif stored.output is not None:
+            self.backend.save(stored.to_json())
 
     def decide(
         self, hook: Any, previous: StoredRequest | None, wanted: str

@@ -1,8 +1,9 @@
 """Operators that generate Kling videos through fal.ai's queue API.
 
-:class:`KlingVideoOperator` takes any Kling endpoint id and its arguments; the typed operators
+:class:`KlingVideoOperator` takes any Kling endpoint id and its arguments. The typed operators
 (:class:`KlingImageToVideoOperator`, :class:`KlingTextToVideoOperator`, :class:`KlingLipSyncOperator`,
-:class:`KlingVideoEffectsOperator`) take readable keyword arguments and pick the endpoint for you.
+:class:`KlingVideoEffectsOperator`) take readable keyword arguments and pick the endpoint for you;
+they live in :mod:`airflow_provider_kling.operators._typed` and are imported from here.
 
 All of them validate locally, upload local files, submit once, and wait in the worker (sync) or in
 the triggerer (``deferrable=True``). A retry follows the request the previous try paid for instead
@@ -16,27 +17,22 @@ import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.exceptions import (
     KlingConfigurationError,
     KlingError,
+    KlingNotFoundError,
     KlingRequestFailedError,
     KlingTimeoutError,
+    KlingValidationError,
 )
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
-from airflow_provider_kling.operators._endpoints import (
-    image_to_video_request,
-    lipsync_request,
-    text_to_video_request,
-    video_effects_request,
-)
 from airflow_provider_kling.operators._progress import ProgressReporter
 from airflow_provider_kling.operators._reattach import ReattachState, StoredRequest, fingerprint
-from airflow_provider_kling.protocol.types import FalRequest
 from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
@@ -48,40 +44,24 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.operators._typed import (
+        KlingImageToVideoOperator,
+        KlingLipSyncOperator,
+        KlingTextToVideoOperator,
+        KlingVideoEffectsOperator,
+    )
+    from airflow_provider_kling.protocol.types import FalRequest
+
+__all__ = [
+    "KlingImageToVideoOperator",
+    "KlingLipSyncOperator",
+    "KlingTextToVideoOperator",
+    "KlingVideoEffectsOperator",
+    "KlingVideoOperator",
+]
 
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 3600.0
-# The operator's own deferral backstop fires this long after the trigger's deadline, so the
-# trigger's clean ``timeout`` event (which leads to a cancel) always wins the race.
-_BACKSTOP_MARGIN = 60.0
-
-# User inputs of the typed operators: all templated, and checked at parse time when not lazy.
-_I2V_FIELDS = (
-    "prompt",
-    "image",
-    "tail_image",
-    "model",
-    "tier",
-    "duration",
-    "aspect_ratio",
-    "negative_prompt",
-    "cfg_scale",
-    "extra_arguments",
-)
-_T2V_FIELDS = (
-    "prompt",
-    "model",
-    "tier",
-    "duration",
-    "aspect_ratio",
-    "negative_prompt",
-    "cfg_scale",
-    "camera_control",
-    "advanced_camera_control",
-    "extra_arguments",
-)
-_LIPSYNC_FIELDS = ("video", "audio", "text", "voice_id", "voice_language", "voice_speed", "extra_arguments")
-_EFFECTS_FIELDS = ("effect_scene", "images", "model", "tier", "duration", "extra_arguments")
 
 
 def _seconds(value: float | timedelta, name: str) -> float:
@@ -89,6 +69,17 @@ def _seconds(value: float | timedelta, name: str) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
         raise KlingConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(seconds)
+
+
+def _is_lazy(value: Any) -> bool:
+    """True for values only known at run time (Jinja strings, XComArgs, ObjectStoragePaths...)."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_is_lazy(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_is_lazy(v) for v in value)
+    return type(value).__module__.startswith("airflow.")
 
 
 class KlingVideoOperator(BaseOperator):
@@ -161,7 +152,7 @@ class KlingVideoOperator(BaseOperator):
         self.priority = priority
         self.start_timeout = start_timeout
         self.reattach_on_retry = reattach_on_retry
-        if priority is not None and "{{" not in priority and priority not in ("normal", "low"):
+        if priority is not None and not _is_lazy(priority) and priority not in ("normal", "low"):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
         if start_timeout is not None and _seconds(start_timeout, "start_timeout") <= 1:
             raise KlingConfigurationError(f"start_timeout must be more than 1 second, got {start_timeout!r}")
@@ -171,6 +162,7 @@ class KlingVideoOperator(BaseOperator):
                 UserWarning,
                 stacklevel=2,
             )
+        # The request this instance is responsible for, once it exists: what on_kill cancels.
         self._stored: StoredRequest | None = None
         self._finished = False
 
@@ -179,8 +171,6 @@ class KlingVideoOperator(BaseOperator):
         from airflow_provider_kling.hooks.kling import KlingHook
 
         return KlingHook(fal_conn_id=self.fal_conn_id)
-
-    # -- what to submit -------------------------------------------------------------------------
 
     def build_request(self) -> tuple[str, dict[str, Any]]:
         """Return ``(endpoint_id, arguments)`` from the rendered fields; typed subclasses override."""
@@ -192,42 +182,40 @@ class KlingVideoOperator(BaseOperator):
             )
         return self.endpoint_id, dict(self.arguments)
 
-    # -- execute --------------------------------------------------------------------------------
+    # -- execute: reattach, reuse or submit -----------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kling.models import validate_arguments
 
         endpoint_id, arguments = self.build_request()
         # Bad input fails here, before any network call (and before any money is spent).
-        validated = validate_arguments(endpoint_id, arguments)
-        duration = completion.requested_duration(validated)
-        wanted = fingerprint(endpoint_id, validated)
+        wanted = fingerprint(endpoint_id, validate_arguments(endpoint_id, arguments))
 
-        state = (
-            ReattachState.from_context(context, self.log, force_variable=self._force_variable_store)
-            if self.reattach_on_retry
-            else ReattachState(None, self.log)
-        )
+        state = self._reattach_state(context)
         decision, previous = state.decide(self.hook, state.load(), wanted)
         if decision == "reuse" and previous is not None:
-            output = self._reuse(context, state, previous, duration)
+            output = self._reuse(context, state, previous)
             if output is not None:
                 return output
-            decision = "submit"
         if decision == "reattach" and previous is not None:
-            stored = previous
-            completion.push_request_xcoms(context, stored.request, self._dashboard_url(stored.request))
+            stored = self._stored = previous
+            completion.push_request_xcoms(context, self.hook, stored.request, self.log)
         else:
             stored = self._submit(context, state, endpoint_id, arguments, wanted)
-        self._stored = stored
 
         if not self.wait_for_completion:
+            state.finish(stored)
             return completion.pending_output(
-                stored.request, duration=duration, cost_estimate=stored.cost_estimate
+                stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate
             )
         if self.deferrable:
             self._defer(context, stored)
-        return self._wait_in_worker(context, state, stored, duration)
+        return self._wait_in_worker(context, state, stored)
+
+    def _reattach_state(self, context: Context) -> ReattachState:
+        if not self.reattach_on_retry:
+            return ReattachState(None, self.log)
+        return ReattachState.from_context(context, self.log, force_variable=self._force_variable_store)
 
     def _submit(
         self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
@@ -241,6 +229,7 @@ class KlingVideoOperator(BaseOperator):
             self.log.info("Submitting to %s (no cost estimate for this endpoint)", endpoint_id)
         else:
             self.log.info("Submitting to %s; estimated cost %s USD", endpoint_id, cost)
+        # The hook logs "Submitted fal request <id>"; the operator does not repeat it.
         request = hook.submit(
             endpoint_id,
             prepared,
@@ -248,7 +237,7 @@ class KlingVideoOperator(BaseOperator):
             priority=self.priority,
             start_timeout=self.start_timeout,
         )
-        stored = StoredRequest(
+        stored = self._stored = StoredRequest(
             request=request,
             fingerprint=wanted,
             submitted_at=time.time(),
@@ -265,105 +254,83 @@ class KlingVideoOperator(BaseOperator):
             )
             self._cancel_quietly(request)
             raise
-        self.log.info("Submitted fal request %s to %s", request.request_id, endpoint_id)
-        completion.push_request_xcoms(context, request, self._dashboard_url(request))
+        completion.push_request_xcoms(context, hook, request, self.log)
         return stored
 
     def _reuse(
-        self, context: Context, state: ReattachState, previous: StoredRequest, duration: float | int | None
+        self, context: Context, state: ReattachState, previous: StoredRequest
     ) -> dict[str, Any] | None:
+        """The earlier try's video, or None when fal no longer has its result (then submit anew)."""
+        self._stored = previous
         output = previous.output
         if output is None:
             try:
                 result = self.hook.get_result(previous.request)
-            except KlingError as exc:
+            except (KlingNotFoundError, KlingRequestFailedError, KlingValidationError) as exc:
+                # fal answered: the result is gone or the job failed after all. Trouble reaching fal
+                # (ingress 5xx, transport, 429) proves nothing and is raised: paying again on a
+                # hiccup is the wrong default, and the task's own retry will ask again.
                 self.log.warning(
-                    "The result of fal request %s is no longer available (%s); submitting anew",
+                    "The result of fal request %s is not available (%s); submitting anew",
                     previous.request.request_id,
                     exc,
                 )
                 return None
-            output = completion.output_from_result(
-                previous.request, result, duration=duration, cost_estimate=previous.cost_estimate
-            )
-        completion.push_request_xcoms(context, previous.request, self._dashboard_url(previous.request))
+            output = self._output(previous, result)
+        completion.push_request_xcoms(context, self.hook, previous.request, self.log)
         return self._finish(context, state, previous, output)
-
-    def _finish(
-        self, context: Context, state: ReattachState, stored: StoredRequest, output: dict[str, Any]
-    ) -> dict[str, Any]:
-        stored.output = output
-        self._finished = True
-        state.finish(stored)
-        completion.publish_output(context, output, self.outlets)
-        self.log.info("Video ready: %s (fal request %s)", output["video_url"], output["request_id"])
-        return output
-
-    def _dashboard_url(self, request: FalRequest) -> str | None:
-        try:
-            return self.hook.dashboard_url(request.request_id, request.endpoint_id)
-        except Exception:  # a bad template must not fail a paid request
-            self.log.warning("Could not build the fal dashboard link", exc_info=True)
-            return None
 
     # -- waiting --------------------------------------------------------------------------------
 
     def _deadline(self, context: Context) -> float:
         """Epoch seconds after which waiting stops: ``timeout`` from now, capped by execution_timeout."""
         deadline = time.time() + self.timeout
-        ti = context.get("ti")
-        start = getattr(ti, "start_date", None)
+        start = getattr(context.get("ti"), "start_date", None)
         if self.execution_timeout is not None and start is not None:
             deadline = min(deadline, start.timestamp() + self.execution_timeout.total_seconds())
         return deadline
 
-    def _defer(self, context: Context, stored: StoredRequest) -> None:
-        end_time = self._deadline(context)
-        request = stored.request
+    def _defer(self, context: Context, stored: StoredRequest) -> NoReturn:
+        trigger = KlingRequestTrigger.for_request(
+            stored.request,
+            fal_conn_id=self.fal_conn_id,
+            poll_interval=self.poll_interval,
+            timeout=self._deadline(context) - time.time(),
+            use_sse=self.use_sse,
+            submitted_at=stored.submitted_at,
+        )
         self.defer(
-            trigger=KlingRequestTrigger(
-                fal_conn_id=self.fal_conn_id,
-                request_id=request.request_id,
-                endpoint_id=request.endpoint_id,
-                status_url=request.status_url,
-                response_url=request.response_url,
-                cancel_url=request.cancel_url,
-                poll_interval=self.poll_interval,
-                end_time=end_time,
-                use_sse=self.use_sse,
-                submitted_at=stored.submitted_at,
-            ),
+            trigger=trigger,
             method_name="execute_complete",
             kwargs={"stored": stored.to_json()},
-            timeout=timedelta(
-                seconds=max(0.0, end_time - time.time()) + self.poll_interval + _BACKSTOP_MARGIN
-            ),
+            timeout=trigger.defer_timeout(),
         )
 
     def _wait_in_worker(
-        self, context: Context, state: ReattachState, stored: StoredRequest, duration: float | int | None
+        self, context: Context, state: ReattachState, stored: StoredRequest
     ) -> dict[str, Any]:
+        """Poll in the worker (sync mode); the same progress lines as the trigger logs."""
         request = stored.request
         progress = ProgressReporter(self.log, request.request_id, stored.submitted_at)
-        remaining = max(0.001, self._deadline(context) - time.time())
-        try:
-            result = self.hook.wait(
-                request, poll_interval=self.poll_interval, timeout=remaining, on_update=progress.update
-            )
-        except KlingTimeoutError as exc:
-            # The hook already asked fal to cancel; say so where the user looks.
-            raise KlingTimeoutError(
-                f"fal request {request.request_id} did not complete within {remaining:.0f}s; "
-                f"cancellation was requested. {exc}",
-                request_id=request.request_id,
-            ) from exc
-        output = completion.output_from_result(
-            request,
-            result,
-            duration=duration if duration is not None else stored.duration,
-            cost_estimate=stored.cost_estimate,
-        )
-        return self._finish(context, state, stored, output)
+        deadline = self._deadline(context)
+        while True:
+            status = self.hook.get_status(request, logs=True)
+            progress.update(status)
+            if status.done:
+                break
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                self._cancel_and_raise_timeout(
+                    request,
+                    f"fal request {request.request_id} did not complete before its deadline "
+                    f"(waited {progress.elapsed:.0f}s)",
+                )
+            time.sleep(min(self.poll_interval, remaining))
+        if status.failed:
+            completion.raise_job_failure(self.hook, request, status.error, status.error_type)
+        return self._finish(context, state, stored, self._output(stored, self.hook.get_result(request)))
+
+    # -- resuming after the trigger -------------------------------------------------------------
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, stored: dict[str, Any] | None = None
@@ -376,21 +343,13 @@ class KlingVideoOperator(BaseOperator):
         event = completion.validate_event(event)
         previous = StoredRequest.from_json(stored)
         if previous is None or previous.request.request_id != event["request_id"]:
+            # The event's ids are the truth; the kwargs only add cost and duration when they match.
             request = self.hook.request_from_id(str(event.get("endpoint_id")), event["request_id"])
             previous = StoredRequest(request=request, fingerprint="", submitted_at=time.time())
         self._stored = previous
-        request = previous.request
-        state = (
-            ReattachState.from_context(context, self.log, force_variable=self._force_variable_store)
-            if self.reattach_on_retry
-            else ReattachState(None, self.log)
-        )
-        self.raise_for_event(context, event, request)
-        result = self.hook.get_result(request)
-        output = completion.output_from_result(
-            request, result, duration=previous.duration, cost_estimate=previous.cost_estimate
-        )
-        return self._finish(context, state, previous, output)
+        self.raise_for_event(context, event, previous.request)
+        result = self.hook.get_result(previous.request)
+        return self._finish(context, self._reattach_state(context), previous, self._output(previous, result))
 
     def raise_for_event(self, context: Context, event: dict[str, Any], request: FalRequest) -> None:
         """Turn a ``timeout`` / ``error`` event into the matching exception (cancelling as needed)."""
@@ -398,19 +357,9 @@ class KlingVideoOperator(BaseOperator):
         if status == "success":
             return
         if status == "timeout":
-            outcome = self._cancel_quietly(request)
-            raise KlingTimeoutError(
-                f"{event.get('message')}; cancellation of fal request {request.request_id} "
-                f"requested ({outcome})",
-                request_id=request.request_id,
-            )
+            self._cancel_and_raise_timeout(request, str(event.get("message")))
         if event.get("source") == "job":
-            # fal reported the job as failed; its result GET carries the detailed error (e.g. the
-            # 422 field list), which the hook raises as the matching KlingError subclass.
-            self.hook.get_result(request)
-            raise KlingRequestFailedError(
-                str(event.get("message")), request_id=request.request_id, error_type=event.get("error_type")
-            )
+            completion.raise_job_failure(self.hook, request, event.get("message"), event.get("error_type"))
         # Polling trouble: the request may still be running. A retry that reattaches will keep
         # following it; without one, cancel it rather than leave a paid orphan.
         ti = context.get("ti")
@@ -421,14 +370,37 @@ class KlingVideoOperator(BaseOperator):
             str(event.get("message")), request_id=request.request_id, error_type=event.get("error_type")
         )
 
+    # -- endings --------------------------------------------------------------------------------
+
+    def _output(self, stored: StoredRequest, result: Mapping[str, Any]) -> dict[str, Any]:
+        return completion.output_from_result(
+            stored.request, result, duration=stored.duration, cost_estimate=stored.cost_estimate
+        )
+
+    def _finish(
+        self, context: Context, state: ReattachState, stored: StoredRequest, output: dict[str, Any]
+    ) -> dict[str, Any]:
+        stored.output = output
+        self._finished = True
+        state.finish(stored)
+        completion.publish_output(context, output, self.outlets)
+        self.log.info("Video ready: %s (fal request %s)", output["video_url"], output["request_id"])
+        return output
+
+    def _cancel_and_raise_timeout(self, request: FalRequest, message: str) -> NoReturn:
+        outcome = self._cancel_quietly(request)
+        raise KlingTimeoutError(
+            f"{message}; cancellation of fal request {request.request_id} requested ({outcome})",
+            request_id=request.request_id,
+        )
+
     def _cancel_quietly(self, request: FalRequest) -> str:
+        """Best-effort cancel (the hook logs the outcome); never raises over the error being reported."""
         try:
-            outcome = self.hook.cancel(request)
-        except Exception as exc:  # best effort: the failure being reported matters more
+            return str(self.hook.cancel(request))
+        except Exception as exc:
             self.log.warning("Could not cancel fal request %s: %s", request.request_id, exc)
             return f"cancel failed: {exc}"
-        self.log.info("Cancellation of fal request %s: %s", request.request_id, outcome)
-        return str(outcome)
 
     def on_kill(self) -> None:
         """Cancel the remote request when the task is killed while waiting in the worker."""
@@ -436,231 +408,22 @@ class KlingVideoOperator(BaseOperator):
             self._cancel_quietly(self._stored.request)
 
 
-class KlingImageToVideoOperator(KlingVideoOperator):
-    """Animate an image into a Kling video.
-
-    :param prompt: what happens in the video (up to 2500 characters).
-    :param image: the first frame: URL, data URI or local file path (uploaded first).
-    :param model: Kling version: ``v1``, ``v1.5``, ``v1.6``, ``v2``, ``v2.1``, ``v2.5-turbo``, ``v2.6``.
-    :param tier: ``standard``, ``pro`` or ``master`` (the combinations fal offers).
-    :param duration: seconds of video, 5 or 10.
-    :param aspect_ratio: ``16:9``, ``9:16`` or ``1:1`` (only where the endpoint takes it).
-    :param negative_prompt: what to avoid.
-    :param cfg_scale: prompt adherence, 0..1 (not on v2.6).
-    :param tail_image: the last frame (pro tiers of v1, v1.5, v1.6, v2.1, v2.5-turbo; v2.6 end frame).
-    :param extra_arguments: any further endpoint fields, passed as they are.
-    """
-
-    template_fields: Sequence[str] = (*KlingVideoOperator.template_fields, *_I2V_FIELDS)
-
-    def __init__(
-        self,
-        *,
-        prompt: str,
-        image: str | Any,
-        model: str = "v1.6",
-        tier: str = "standard",
-        duration: int | str | None = None,
-        aspect_ratio: str | None = None,
-        negative_prompt: str | None = None,
-        cfg_scale: float | None = None,
-        tail_image: str | Any | None = None,
-        extra_arguments: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.prompt = prompt
-        self.image = image
-        self.model = model
-        self.tier = tier
-        self.duration = duration
-        self.aspect_ratio = aspect_ratio
-        self.negative_prompt = negative_prompt
-        self.cfg_scale = cfg_scale
-        self.tail_image = tail_image
-        self.extra_arguments = extra_arguments
-        _check_early(self, _I2V_FIELDS)
-
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        return image_to_video_request(
-            model=self.model,
-            tier=self.tier,
-            prompt=self.prompt,
-            image=self.image,
-            tail_image=self.tail_image,
-            duration=self.duration,
-            aspect_ratio=self.aspect_ratio,
-            negative_prompt=self.negative_prompt,
-            cfg_scale=self.cfg_scale,
-            extra=self.extra_arguments,
-        )
+# The typed operators subclass KlingVideoOperator, so their module imports this one. They are
+# re-exported lazily (PEP 562) rather than at import time, so either module can be imported first
+# without a circular import; ``from airflow_provider_kling.operators.kling import ...`` works as ever.
+_TYPED_OPERATORS = frozenset(
+    {
+        "KlingImageToVideoOperator",
+        "KlingLipSyncOperator",
+        "KlingTextToVideoOperator",
+        "KlingVideoEffectsOperator",
+    }
+)
 
 
-class KlingTextToVideoOperator(KlingVideoOperator):
-    """Generate a Kling video from a text prompt.
+def __getattr__(name: str) -> Any:
+    if name in _TYPED_OPERATORS:
+        from airflow_provider_kling.operators import _typed
 
-    :param prompt: what happens in the video (up to 2500 characters).
-    :param model: Kling version: ``v1``, ``v1.5``, ``v1.6``, ``v2``, ``v2.1``, ``v2.5-turbo``, ``v2.6``.
-    :param tier: ``standard``, ``pro`` or ``master`` (the combinations fal offers).
-    :param duration: seconds of video, 5 or 10.
-    :param aspect_ratio: ``16:9``, ``9:16`` or ``1:1``.
-    :param negative_prompt: what to avoid.
-    :param cfg_scale: prompt adherence, 0..1.
-    :param camera_control: a camera preset (``down_back``, ``forward_up``, ``right_turn_forward``,
-        ``left_turn_forward``; v1 standard).
-    :param advanced_camera_control: ``{"movement_type": "pan", "movement_value": 5}`` (v1 standard).
-    :param extra_arguments: any further endpoint fields, passed as they are.
-    """
-
-    template_fields: Sequence[str] = (*KlingVideoOperator.template_fields, *_T2V_FIELDS)
-
-    def __init__(
-        self,
-        *,
-        prompt: str,
-        model: str = "v1.6",
-        tier: str = "standard",
-        duration: int | str | None = None,
-        aspect_ratio: str | None = None,
-        negative_prompt: str | None = None,
-        cfg_scale: float | None = None,
-        camera_control: str | None = None,
-        advanced_camera_control: Mapping[str, Any] | None = None,
-        extra_arguments: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.prompt = prompt
-        self.model = model
-        self.tier = tier
-        self.duration = duration
-        self.aspect_ratio = aspect_ratio
-        self.negative_prompt = negative_prompt
-        self.cfg_scale = cfg_scale
-        self.camera_control = camera_control
-        self.advanced_camera_control = advanced_camera_control
-        self.extra_arguments = extra_arguments
-        _check_early(self, _T2V_FIELDS)
-
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        return text_to_video_request(
-            model=self.model,
-            tier=self.tier,
-            prompt=self.prompt,
-            duration=self.duration,
-            aspect_ratio=self.aspect_ratio,
-            negative_prompt=self.negative_prompt,
-            cfg_scale=self.cfg_scale,
-            camera_control=self.camera_control,
-            advanced_camera_control=self.advanced_camera_control,
-            extra=self.extra_arguments,
-        )
-
-
-class KlingLipSyncOperator(KlingVideoOperator):
-    """Lip-sync a video of a person to speech: either ``audio`` or ``text`` + ``voice_id``.
-
-    :param video: the video (URL or local path): a person's face, 2-10 s, 720p/1080p.
-    :param audio: speech to sync to (URL or local path); picks ``lipsync/audio-to-video``.
-    :param text: words to speak (up to 120 characters); picks ``lipsync/text-to-video``.
-    :param voice_id: one of fal's Kling voice ids (with ``text``).
-    :param voice_language: ``en`` or ``zh`` (with ``text``).
-    :param voice_speed: 0.8..2.0 (with ``text``).
-    :param extra_arguments: any further endpoint fields, passed as they are.
-    """
-
-    template_fields: Sequence[str] = (*KlingVideoOperator.template_fields, *_LIPSYNC_FIELDS)
-
-    def __init__(
-        self,
-        *,
-        video: str | Any,
-        audio: str | Any | None = None,
-        text: str | None = None,
-        voice_id: str | None = None,
-        voice_language: str | None = None,
-        voice_speed: float | None = None,
-        extra_arguments: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.video = video
-        self.audio = audio
-        self.text = text
-        self.voice_id = voice_id
-        self.voice_language = voice_language
-        self.voice_speed = voice_speed
-        self.extra_arguments = extra_arguments
-        _check_early(self, _LIPSYNC_FIELDS)
-
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        return lipsync_request(
-            video=self.video,
-            audio=self.audio,
-            text=self.text,
-            voice_id=self.voice_id,
-            voice_language=self.voice_language,
-            voice_speed=self.voice_speed,
-            extra=self.extra_arguments,
-        )
-
-
-class KlingVideoEffectsOperator(KlingVideoOperator):
-    """Apply a Kling video effect (hug, kiss, squish, ...) to one or two images.
-
-    :param effect_scene: the effect name, e.g. ``hug`` (two images) or ``squish`` (one image).
-    :param images: one image, or a list of images (URLs or local paths).
-    :param model: ``v1``, ``v1.5`` or ``v1.6``.
-    :param tier: ``standard`` or ``pro`` (v1: standard; v1.5: pro; v1.6: both).
-    :param duration: seconds of video, 5 or 10.
-    :param extra_arguments: any further endpoint fields, passed as they are.
-    """
-
-    template_fields: Sequence[str] = (*KlingVideoOperator.template_fields, *_EFFECTS_FIELDS)
-
-    def __init__(
-        self,
-        *,
-        effect_scene: str,
-        images: str | Any | Sequence[Any] | None = None,
-        model: str = "v1.6",
-        tier: str = "standard",
-        duration: int | str | None = None,
-        extra_arguments: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.effect_scene = effect_scene
-        self.images = images
-        self.model = model
-        self.tier = tier
-        self.duration = duration
-        self.extra_arguments = extra_arguments
-        _check_early(self, _EFFECTS_FIELDS)
-
-    def build_request(self) -> tuple[str, dict[str, Any]]:
-        return video_effects_request(
-            model=self.model,
-            tier=self.tier,
-            effect_scene=self.effect_scene,
-            images=self.images,
-            duration=self.duration,
-            extra=self.extra_arguments,
-        )
-
-
-def _is_lazy(value: Any) -> bool:
-    """True for values only known at run time (Jinja strings, XComArgs, ObjectStoragePaths...)."""
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, Mapping):
-        return any(_is_lazy(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_is_lazy(v) for v in value)
-    return type(value).__module__.startswith("airflow.")
-
-
-def _check_early(op: KlingVideoOperator, fields: tuple[str, ...]) -> None:
-    """Fail at DAG parse time on an impossible combination, unless a value is only known later."""
-    if not any(_is_lazy(getattr(op, name)) for name in fields):
-        op.build_request()
+        return getattr(_typed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,19 +6,16 @@ never submits, so it can never pay twice.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingRequestFailedError
+from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
 from airflow_provider_kling.operators._progress import ProgressReporter
-from airflow_provider_kling.protocol.types import FalRequest
 from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
@@ -26,12 +23,29 @@ try:
 except ImportError:  # Airflow 3.1's task SDK does not export it
     from airflow.configuration import conf  # type: ignore[no-redef,assignment]
 
+try:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+except ImportError:  # Airflow 3.1 keeps it in airflow.exceptions
+    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,attr-defined]
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.protocol.types import FalRequest
 
-_BACKSTOP_MARGIN = 60.0
+
+# AirflowException.status_code (an HTTP status for API errors) and KlingError.status_code (the fal
+# response's, None here) only clash in name; nothing reads a task exception's status_code.
+class KlingSensorTimeoutError(AirflowSensorTimeout, KlingTimeoutError):  # type: ignore[misc]
+    """The sensor's ``timeout`` passed while it waited in the triggerer.
+
+    An ``AirflowSensorTimeout``, so ``soft_fail`` / ``never_fail`` and "no retries after a sensor
+    timeout" apply exactly as in poke mode; and a :class:`KlingTimeoutError` for code that catches
+    the provider's errors.
+
+    :param message: what timed out; says that the request was not cancelled.
+    """
 
 
 class KlingRequestSensor(BaseSensorOperator):
@@ -94,28 +108,21 @@ class KlingRequestSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         request = self.request
-        completion.push_request_xcoms(context, request, self._dashboard_url(request))
+        completion.push_request_xcoms(context, self.hook, request, self.log)
         if not self.deferrable:
             return super().execute(context)
         # Already finished? Then there is nothing to defer for.
         done = self.poke(context)
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
-        self.defer(
-            trigger=KlingRequestTrigger(
-                fal_conn_id=self.fal_conn_id,
-                request_id=request.request_id,
-                endpoint_id=request.endpoint_id,
-                status_url=request.status_url,
-                response_url=request.response_url,
-                cancel_url=request.cancel_url,
-                poll_interval=float(self.poke_interval),
-                end_time=time.time() + float(self.timeout),
-                use_sse=self.use_sse,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout) + float(self.poke_interval) + _BACKSTOP_MARGIN),
+        trigger = KlingRequestTrigger.for_request(
+            request,
+            fal_conn_id=self.fal_conn_id,
+            poll_interval=float(self.poke_interval),
+            timeout=float(self.timeout),
+            use_sse=self.use_sse,
         )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=trigger.defer_timeout())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         request = self.request
@@ -126,7 +133,7 @@ class KlingRequestSensor(BaseSensorOperator):
         if not status.done:
             return False
         if status.failed:
-            self._raise_failed(request, status.error, status.error_type)
+            completion.raise_job_failure(self.hook, request, status.error, status.error_type)
         return PokeReturnValue(is_done=True, xcom_value=self._complete(context, request))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -136,32 +143,20 @@ class KlingRequestSensor(BaseSensorOperator):
             str(event.get("endpoint_id") or self.endpoint_id), event["request_id"]
         )
         if event["status"] == "timeout":
-            raise KlingError(f"{event.get('message')} (the sensor timed out; the request was not cancelled)")
+            raise KlingSensorTimeoutError(
+                f"{event.get('message')} (the sensor timed out; the request was not cancelled)",
+                request_id=request.request_id,
+            )
         if event["status"] == "error":
             if event.get("source") == "job":
-                self._raise_failed(request, event.get("message"), event.get("error_type"))
+                completion.raise_job_failure(
+                    self.hook, request, event.get("message"), event.get("error_type")
+                )
             raise KlingError(str(event.get("message")), request_id=request.request_id)
         return self._complete(context, request)
-
-    def _raise_failed(self, request: FalRequest, message: Any, error_type: Any) -> None:
-        # The result GET of a failed job carries fal's detailed error (e.g. the 422 field list);
-        # the hook raises it as the matching KlingError subclass.
-        self.hook.get_result(request)
-        raise KlingRequestFailedError(
-            str(message or f"fal request {request.request_id} failed"),
-            request_id=request.request_id,
-            error_type=error_type,
-        )
 
     def _complete(self, context: Context, request: FalRequest) -> dict[str, Any]:
         output = completion.output_from_result(request, self.hook.get_result(request))
         completion.publish_output(context, output, self.outlets)
         self.log.info("Video ready: %s (fal request %s)", output["video_url"], request.request_id)
         return output
-
-    def _dashboard_url(self, request: FalRequest) -> str | None:
-        try:
-            return self.hook.dashboard_url(request.request_id, request.endpoint_id)
-        except Exception:
-            self.log.warning("Could not build the fal dashboard link", exc_info=True)
-            return None
