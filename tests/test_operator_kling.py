@@ -308,3 +308,17 @@ def test_sync_timeout_logs_the_cancel_once_and_says_so(emulator, fal_conn, capsy
     assert f"cancellation of fal request {rid} requested (CANCELLATION_REQUESTED)" in str(info.value)
     out = capsys.readouterr().out
     assert len([line for line in out.splitlines() if rid in line and "CANCELLATION_REQUESTED" in line]) == 1
+
+
+def test_airflow_backstop_timeout_cancels_the_request(emulator, fal_conn):
+    # The triggerer never delivered an event: Airflow resumes the task with "__fail__" instead.
+    from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+
+    emulator.processing_time = 30
+    _, context, deferred = _deferred(emulator)
+    rid = deferred.trigger.request_id
+    failure = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(TaskDeferralTimeout):
+        _fresh().resume_execution("__fail__", failure, context)
+    assert emulator.cancellations[rid] == 1

@@ -37,8 +37,10 @@ from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
     from airflow.sdk import conf
-except ImportError:  # Airflow 3.1's task SDK does not export it
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+except ImportError:  # Airflow 3.1's task SDK exports neither
     from airflow.configuration import conf  # type: ignore[no-redef,assignment]
+    from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -350,6 +352,22 @@ class KlingVideoOperator(BaseOperator):
         self.raise_for_event(context, event, previous.request)
         result = self.hook.get_result(previous.request)
         return self._finish(context, self._reattach_state(context), previous, self._output(previous, result))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Cancel the request when Airflow's deferral backstop fires instead of the trigger's event.
+
+        That only happens when no triggerer ran the trigger in time (all down, or overloaded); the
+        task fails as before, but like the trigger's own ``timeout`` it must not leave the request
+        running. The handle comes from the reattach store: the deferral kwargs are gone by then.
+        """
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            stored = self._reattach_state(context).load()
+            if stored is not None:
+                self.log.error("No trigger event before the deferral timeout; cancelling the fal request")
+                self._cancel_quietly(stored.request)
+            raise
 
     def raise_for_event(self, context: Context, event: dict[str, Any], request: FalRequest) -> None:
         """Turn a ``timeout`` / ``error`` event into the matching exception (cancelling as needed)."""
