@@ -129,7 +129,10 @@ def test_sensor_templates_its_inputs_and_carries_the_links():
 
 def test_deferred_sensor_timeout_is_a_sensor_timeout(emulator, fal_conn):
     # Like poke mode: soft_fail skips, and otherwise the task fails as a sensor timeout (no retries).
-    from airflow.sdk.exceptions import AirflowSkipException
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 3.1
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef,attr-defined]
 
     from airflow_provider_kling.sensors.kling import AirflowSensorTimeout
 

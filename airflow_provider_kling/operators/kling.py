@@ -37,9 +37,12 @@ from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
     from airflow.sdk import conf
-    from airflow.sdk.exceptions import TaskDeferralTimeout
-except ImportError:  # Airflow 3.1's task SDK exports neither
+except ImportError:  # Airflow 3.1's task SDK does not export it
     from airflow.configuration import conf  # type: ignore[no-redef,assignment]
+
+try:
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+except ImportError:  # Airflow 3.1 keeps it in airflow.exceptions
     from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
