@@ -96,7 +96,7 @@ def _record_lineage(final: ObjectStoragePath) -> None:
     # Written through fs.open (not ObjectStoragePath.open) so lineage does not record the
     # temporary name once per chunk; the final path is reported once instead.
     try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
+        from airflow_provider_kling.version_compat import get_hook_lineage_collector
 
         get_hook_lineage_collector().add_output_asset(context=final, uri=str(final))
     except Exception:  # pragma: no cover - lineage is optional
