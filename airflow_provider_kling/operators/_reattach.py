@@ -89,7 +89,10 @@ class StoredRequest:
 
 
 class _TaskStateStore:
-    """Airflow >= 3.3: the task instance's own state store."""
+    """Airflow >= 3.3: the task instance's own state store.
+
+    :param accessor: ``context["task_state_store"]`` (``get`` / ``set`` / ``delete`` by key).
+    """
 
     kind = "task_state_store"
     durable_after_success = True
@@ -108,7 +111,10 @@ class _TaskStateStore:
 
 
 class _VariableStore:
-    """Airflow < 3.3: one Variable per task instance (all tries share it)."""
+    """Airflow < 3.3: one Variable per task instance (all tries share it).
+
+    :param ti: the running task instance; its dag/run/task ids and map index scope the Variable.
+    """
 
     kind = "variable"
     durable_after_success = False
