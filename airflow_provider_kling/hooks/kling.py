@@ -19,7 +19,12 @@ from typing import IO, Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
-from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
+from airflow_provider_kling.exceptions import (
+    KlingConfigurationError,
+    KlingError,
+    KlingRequestFailedError,
+    KlingTimeoutError,
+)
 from airflow_provider_kling.hooks._masking import amask_key, mask_key
 from airflow_provider_kling.hooks._sources import open_source
 from airflow_provider_kling.hooks._uploads import FalUploader, RequestFactory
@@ -237,7 +242,8 @@ class KlingHook(BaseHook):
         :param poll_interval: seconds between polls.
         :param timeout: overall deadline in seconds; on expiry the request is cancelled (best effort)
             and :class:`KlingTimeoutError` is raised.
-        :param on_update: called with every :class:`RequestStatus`, the final one included.
+        :param on_update: called with every :class:`RequestStatus`, the final one included. Without
+            one, the hook logs each state change itself; with one, reporting is the caller's.
         """
         if poll_interval < 0:
             raise KlingConfigurationError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
@@ -247,19 +253,29 @@ class KlingHook(BaseHook):
         last_state = None
         while True:
             status = self.get_status(request, logs=True)
-            if status.status != last_state:
-                self.log.info("fal request %s is %s", request.request_id, status.status)
-                last_state = status.status
             if on_update is not None:
                 on_update(status)
+            elif status.status != last_state:
+                self.log.info("fal request %s is %s", request.request_id, status.status)
+                last_state = status.status
             if status.done:
-                return self.get_result(request)
+                result = self.get_result(request)
+                if status.failed:
+                    # fal answers a failed job's result GET with its error, which get_result raises;
+                    # a 200 there would be a protocol oddity, and must still not pass as a success.
+                    raise KlingRequestFailedError(
+                        status.error or f"fal request {request.request_id} failed",
+                        request_id=request.request_id,
+                        error_type=status.error_type,
+                    )
+                return result
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 outcome = self._cancel_quietly(request)
                 raise KlingTimeoutError(
                     f"fal request {request.request_id} of {request.endpoint_id} did not complete within "
-                    f"{timeout:g} s (last status {status.status}); cancel: {outcome}",
+                    f"{timeout:g} s (last status {status.status}); cancellation of fal request "
+                    f"{request.request_id} requested ({outcome})",
                     request_id=request.request_id,
                 )
             time.sleep(poll_interval if remaining is None else min(poll_interval, remaining))

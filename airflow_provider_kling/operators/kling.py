@@ -314,26 +314,18 @@ class KlingVideoOperator(BaseOperator):
     def _wait_in_worker(
         self, context: Context, state: ReattachState, stored: StoredRequest
     ) -> dict[str, Any]:
-        """Poll in the worker (sync mode); the same progress lines as the trigger logs."""
+        """Poll in the worker (sync mode); the same progress lines as the trigger logs.
+
+        ``hook.wait`` cancels the request (best effort) when the deadline passes, then raises.
+        """
         request = stored.request
         progress = ProgressReporter(self.log, request.request_id, stored.submitted_at)
-        deadline = self._deadline(context)
-        while True:
-            status = self.hook.get_status(request, logs=True)
-            progress.update(status)
-            if status.done:
-                break
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                self._cancel_and_raise_timeout(
-                    request,
-                    f"fal request {request.request_id} did not complete before its deadline "
-                    f"(waited {progress.elapsed:.0f}s)",
-                )
-            time.sleep(min(self.poll_interval, remaining))
-        if status.failed:
-            completion.raise_job_failure(self.hook, request, status.error, status.error_type)
-        return self._finish(context, state, stored, self._output(stored, self.hook.get_result(request)))
+        # A deadline already behind us still gets one status poll: the video may be ready.
+        remaining = max(self._deadline(context) - time.time(), 0.001)
+        result = self.hook.wait(
+            request, poll_interval=self.poll_interval, timeout=remaining, on_update=progress.update
+        )
+        return self._finish(context, state, stored, self._output(stored, result))
 
     # -- resuming after the trigger -------------------------------------------------------------
 
