@@ -1,0 +1,11 @@
+"""The FastAPI app behind the plugin. Each feature contributes one ``APIRouter`` included here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Kling (fal.ai)", docs_url=None, redoc_url=None, openapi_url=None)
+    # Feature routers are included below, one line each (UI pages, fal webhook receiver).
+    return app
