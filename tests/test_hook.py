@@ -352,7 +352,8 @@ def test_test_connection(fal_conn, emulator, monkeypatch):
     )
     with KlingHook(retry_policy=RetryPolicy.no_retry()) as hook:
         ok, message = hook.test_connection()
-    assert not ok and "could not reach fal" in message
+    assert not ok and "fal upload (storage token) could not reach http://127.0.0.1:" in message
+    assert "of fal" not in message
 
 
 def test_hook_metadata():

@@ -41,7 +41,7 @@ class FalUploader:
     def token(self, *, force: bool = False) -> CdnToken:
         """A CDN token: the cached one while it has more than a minute left, else a fresh one."""
         if force or self._token is None or not self._token.usable():
-            self._token = self.storage.parse_token(self._send(self.storage.token_request(), "token"))
+            self._token = self.storage.parse_token(self._send(self.storage.token_request(), "storage token"))
         return self._token
 
     def upload(self, src: UploadSource, mime: str, *, multipart_threshold: int, part_size: int) -> str:

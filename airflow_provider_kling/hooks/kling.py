@@ -29,7 +29,12 @@ from airflow_provider_kling.hooks._masking import amask_key, mask_key
 from airflow_provider_kling.hooks._sources import open_source
 from airflow_provider_kling.hooks._uploads import FalUploader, RequestFactory
 from airflow_provider_kling.protocol import errors
-from airflow_provider_kling.protocol.config import FalSettings, settings_from_connection
+from airflow_provider_kling.protocol.config import (
+    KEY_SOURCES_HINT,
+    FalSettings,
+    env_key_available,
+    settings_from_connection,
+)
 from airflow_provider_kling.protocol.queue import MalformedEventError, QueueCall, QueueProtocol
 from airflow_provider_kling.protocol.retry import CallKind, RetryPolicy
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
@@ -48,6 +53,11 @@ except ImportError:  # pragma: no cover - Airflow without the task SDK export
 T = TypeVar("T")
 
 
+def _is_missing_connection(exc: Exception) -> bool:
+    """Airflow's "conn_id isn't defined" (the class lives in a different module per Airflow version)."""
+    return any(cls.__name__ == "AirflowNotFoundException" for cls in type(exc).__mro__)
+
+
 class _StreamUnavailable(Exception):
     """The SSE status stream cannot be used (or broke); polling takes over."""
 
@@ -56,7 +66,8 @@ class KlingHook(BaseHook):
     """Talk to fal.ai's queue API (Kling video models and any other fal endpoint).
 
     Connection (type ``fal``): password = API key (``<key_id>:<key_secret>``; when empty, ``FAL_KEY`` or
-    ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` from the environment); host = queue URL (default
+    ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` from the environment, which also serve, with fal's default URLs,
+    when no ``fal_default`` connection exists at all); host = queue URL (default
     ``https://queue.fal.run``; extra ``queue_url`` wins); extras ``rest_url``, ``cdn_url``,
     ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``.
 
@@ -115,19 +126,55 @@ class KlingHook(BaseHook):
             timeout=self.timeout,
         )
 
+    def _settings_without_connection(self, missing: Exception) -> FalSettings:
+        """The connection does not exist. For the default connection only, fal's own convention
+        applies: the key comes from ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) with fal's
+        default URLs. A misspelt custom conn id must not silently fall back to another account's key."""
+        if self.fal_conn_id != self.default_conn_name:
+            raise missing
+        if not env_key_available(os.environ):
+            raise KlingConfigurationError(
+                f"The connection {self.fal_conn_id!r} is not defined and no fal key is in the environment: "
+                f"create the connection (type 'fal', API Key '<key_id>:<key_secret>'), or {KEY_SOURCES_HINT}"
+            ) from None
+        settings = settings_from_connection(
+            host=None, port=None, password=None, extra=None, environ=os.environ, timeout=self.timeout
+        )
+        self.log.info(
+            "Connection %r is not defined: using the fal key from %s in the environment and fal's "
+            "default URLs (%s)",
+            self.fal_conn_id,
+            settings.key_source,
+            settings.queue_url,
+        )
+        return settings
+
     @property
     def settings(self) -> FalSettings:
         """The resolved connection (read once per hook instance)."""
         if self._settings is None:
-            settings = self._build_settings(self.get_connection(self.fal_conn_id))
+            try:
+                conn = self.get_connection(self.fal_conn_id)
+            except Exception as exc:
+                if not _is_missing_connection(exc):
+                    raise
+                settings = self._settings_without_connection(exc)
+            else:
+                settings = self._build_settings(conn)
             mask_key(settings.key)
             self._settings = settings
         return self._settings
 
     async def _asettings(self) -> FalSettings:
         if self._settings is None:
-            conn = await self.aget_connection(self.fal_conn_id)
-            settings = self._build_settings(conn)
+            try:
+                conn = await self.aget_connection(self.fal_conn_id)
+            except Exception as exc:
+                if not _is_missing_connection(exc):
+                    raise
+                settings = self._settings_without_connection(exc)
+            else:
+                settings = self._build_settings(conn)
             await amask_key(settings.key)
             self._settings = settings
         return self._settings

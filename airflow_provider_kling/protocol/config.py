@@ -133,11 +133,60 @@ def _json_dict(value: Any, field_name: str) -> dict[str, Any]:
     return dict(value)
 
 
+_KEY_SOURCE_NAMES = {
+    "password": "the connection's API Key (password)",
+    "FAL_KEY": "the FAL_KEY environment variable",
+    "FAL_KEY_ID+FAL_KEY_SECRET": "the FAL_KEY_ID and FAL_KEY_SECRET environment variables",
+}
+
+
+def key_shape_problem(key: str) -> str | None:
+    """What is wrong with the shape of a fal key (``<key_id>:<key_secret>``), or None.
+
+    Only the shape is checked (fal decides whether the key is valid); the message never quotes the key.
+    """
+    if key[0] in "\"'" or key[-1] in "\"'":
+        return "it is wrapped in quotes; store the key without them"
+    if key.lower().startswith(("key ", "bearer ")):
+        return "it starts with an authorization scheme ('Key '); store only '<key_id>:<key_secret>'"
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        return "it contains whitespace or control characters (a line break from copying?)"
+    key_id, sep, secret = key.partition(":")
+    if not sep:
+        return "it has no ':'; a fal key is '<key_id>:<key_secret>' (both parts, as fal shows it once)"
+    if not key_id:
+        return "the part before ':' (the key id) is empty"
+    if not secret:
+        return "the part after ':' (the key secret) is empty"
+    if ":" in secret:
+        return "it has more than one ':'; a fal key is '<key_id>:<key_secret>'"
+    return None
+
+
 def resolve_key(password: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
     """Return ``(key, source)``: the password, else ``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``.
 
-    :raises KlingConfigurationError: naming both places a key can come from.
+    :raises KlingConfigurationError: naming both places a key can come from, or naming the source of a
+        key whose shape is not ``<key_id>:<key_secret>`` (before anything is sent).
     """
+    key, source = _find_key(password, environ)
+    problem = key_shape_problem(key)
+    if problem:
+        raise KlingConfigurationError(
+            f"The fal API key from {_KEY_SOURCE_NAMES[source]} is malformed: {problem}. "
+            "Keys are created at https://fal.ai/dashboard/keys."
+        )
+    return key, source
+
+
+def env_key_available(environ: Mapping[str, str]) -> bool:
+    """Whether the environment holds a fal key (``FAL_KEY``, or ``FAL_KEY_ID`` and ``FAL_KEY_SECRET``)."""
+    if environ.get("FAL_KEY", "").strip():
+        return True
+    return bool(environ.get("FAL_KEY_ID", "").strip() and environ.get("FAL_KEY_SECRET", "").strip())
+
+
+def _find_key(password: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
     if password and password.strip():
         return password.strip(), "password"
     env_key = environ.get("FAL_KEY", "").strip()

@@ -170,7 +170,23 @@ def subject(*, endpoint_id: str | None, request_id: str | None) -> str:
         return f"request {request_id} of {endpoint_id}"
     if request_id:
         return f"request {request_id}"
-    return endpoint_id or "fal"
+    return endpoint_id or ""
+
+
+def _call(operation: str, *, endpoint_id: str | None, request_id: str | None) -> str:
+    """``fal submit of <endpoint>``, or just ``fal upload (storage token)`` when there is no subject."""
+    what = subject(endpoint_id=endpoint_id, request_id=request_id)
+    return f"fal {operation} of {what}" if what else f"fal {operation}"
+
+
+def _origin(exc: httpx.HTTPError) -> str:
+    """Scheme, host and port the failed call went to (never a path or query), or "fal"."""
+    try:
+        url = exc.request.url
+    except RuntimeError:  # an error raised without a request
+        return "fal"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def error_from_response(
@@ -199,8 +215,8 @@ def error_from_response(
         "error_type": error_type,
         "retryable": parse_retryable(response.headers.get(HEADER_RETRYABLE)),
     }
-    what = subject(endpoint_id=endpoint_id, request_id=request_id)
-    message = scrub(f"fal {operation} of {what} failed with HTTP {code}: {text}", secrets)
+    call = _call(operation, endpoint_id=endpoint_id, request_id=request_id)
+    message = scrub(f"{call} failed with HTTP {code}: {text}", secrets)
     if code in (401, 403):
         hint = " (check the connection's API key)" if code == 401 else ""
         return KlingAuthenticationError(message + hint, **common)
@@ -228,8 +244,8 @@ def protocol_error(
     message: str, *, operation: str, endpoint_id: str | None = None, request_id: str | None = None
 ) -> KlingServerError:
     """A 2xx answer that breaks the protocol (malformed JSON, missing fields)."""
-    what = subject(endpoint_id=endpoint_id, request_id=request_id)
-    return KlingServerError(f"fal {operation} of {what}: {message}", request_id=request_id)
+    call = _call(operation, endpoint_id=endpoint_id, request_id=request_id)
+    return KlingServerError(f"{call}: {message}", request_id=request_id)
 
 
 def transport_error(
@@ -243,12 +259,15 @@ def transport_error(
 ) -> KlingTransportError:
     """A connection-level failure after the retry budget ran out (timeouts included: a slow answer is
     a transport problem, not a job deadline)."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not reach fal"
-    what = subject(endpoint_id=endpoint_id, request_id=request_id)
+    origin = _origin(exc)
+    kind = (
+        f"to {origin} timed out" if isinstance(exc, httpx.TimeoutException) else f"could not reach {origin}"
+    )
+    call = _call(operation, endpoint_id=endpoint_id, request_id=request_id)
     detail = str(exc) or type(exc).__name__
     suffix = f" ({note})" if note else ""
     return KlingTransportError(
-        scrub(f"fal {operation} of {what} {kind}: {type(exc).__name__}: {detail}{suffix}", secrets),
+        scrub(f"{call} {kind}: {type(exc).__name__}: {detail}{suffix}", secrets),
         request_id=request_id,
     )
 

@@ -119,10 +119,10 @@ class UploadProtocol:
 
     def parse_token(self, response: httpx.Response) -> CdnToken:
         if not response.is_success:
-            raise self._fail(response, "token")
+            raise self._fail(response, "storage token")
         body = errors.json_object(response)
         if not body or not isinstance(body.get("token"), str):
-            raise self._missing("token", "token")
+            raise self._missing("storage token", "token")
         return CdnToken(
             token=body["token"],
             token_type=str(body.get("token_type") or "Bearer"),
