@@ -304,6 +304,7 @@ class KlingVideoOperator(BaseOperator):
             use_sse=self.use_sse,
             submitted_at=stored.submitted_at,
         )
+        trigger.log_deferral(self.log)
         self.defer(
             trigger=trigger,
             method_name="execute_complete",

@@ -122,6 +122,7 @@ class KlingRequestSensor(BaseSensorOperator):
             timeout=float(self.timeout),
             use_sse=self.use_sse,
         )
+        trigger.log_deferral(self.log)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=trigger.defer_timeout())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:

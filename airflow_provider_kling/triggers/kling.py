@@ -39,6 +39,8 @@ _CANCEL_TIMEOUT = 30.0
 # ``defer(timeout=...)`` fires this long after the trigger's own deadline, so the trigger's clean
 # ``timeout`` event (which leads to a cancel) always wins the race against Airflow's backstop.
 _BACKSTOP_MARGIN = 60.0
+# A trigger that starts this long after its task deferred waited for a triggerer: say so in its log.
+START_DELAY_WARNING = 180.0
 
 
 class KlingRequestTrigger(BaseTrigger):
@@ -64,6 +66,8 @@ class KlingRequestTrigger(BaseTrigger):
     :param submitted_at: epoch seconds of the submit, for the elapsed time in progress lines.
     :param max_consecutive_failures: transient errors (5xx, 429, connection trouble) in a row that
         are tolerated before an ``error`` event.
+    :param deferred_at: epoch seconds of the deferral; a trigger that starts minutes later logs a
+        warning (no triggerer was running, or it was overloaded or restarted).
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class KlingRequestTrigger(BaseTrigger):
         use_sse: bool = True,
         submitted_at: float | None = None,
         max_consecutive_failures: int = 5,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()
         # Kwargs cross a serialisation boundary into another process: reject bad values here, where
@@ -108,7 +113,11 @@ class KlingRequestTrigger(BaseTrigger):
             raise KlingConfigurationError(
                 f"KlingRequestTrigger: poll_interval must be a number > 0 seconds, got {poll_interval!r}"
             )
-        for label, moment in (("end_time", end_time), ("submitted_at", submitted_at)):
+        for label, moment in (
+            ("end_time", end_time),
+            ("submitted_at", submitted_at),
+            ("deferred_at", deferred_at),
+        ):
             if moment is not None and (isinstance(moment, bool) or not isinstance(moment, (int, float))):
                 raise KlingConfigurationError(
                     f"KlingRequestTrigger: {label} must be epoch seconds (a number) or None, got {moment!r}"
@@ -135,6 +144,7 @@ class KlingRequestTrigger(BaseTrigger):
         self.use_sse = use_sse
         self.submitted_at = None if submitted_at is None else float(submitted_at)
         self.max_consecutive_failures = max_consecutive_failures
+        self.deferred_at = None if deferred_at is None else float(deferred_at)
 
     @classmethod
     def for_request(
@@ -168,6 +178,20 @@ class KlingRequestTrigger(BaseTrigger):
             end_time=None if timeout is None else time.time() + max(0.0, timeout),
             use_sse=use_sse,
             submitted_at=submitted_at,
+            deferred_at=time.time(),
+        )
+
+    def log_deferral(self, log: Any) -> None:
+        """The line a deferring task leaves in its log: a deferred task with no triggerer running just
+        sits there, and nothing else in the task log says so."""
+        backstop = self.defer_timeout()
+        fails = f" until Airflow fails it after {backstop.total_seconds():.0f} s" if backstop else ""
+        log.info(
+            "Deferring: the wait for fal request %s continues in the triggerer. A triggerer must be running "
+            "(`airflow triggerer`; check with `airflow jobs check --job-type TriggererJob`); without one "
+            "the task stays deferred%s.",
+            self.request_id,
+            fails,
         )
 
     def defer_timeout(self) -> timedelta | None:
@@ -193,6 +217,7 @@ class KlingRequestTrigger(BaseTrigger):
                 "use_sse": self.use_sse,
                 "submitted_at": self.submitted_at,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "deferred_at": self.deferred_at,
             },
         )
 
@@ -234,6 +259,7 @@ class KlingRequestTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        self._warn_if_started_late()
         try:
             hook = self._hook()
         except Exception as exc:  # a broken connection must still end in exactly one event
@@ -246,6 +272,19 @@ class KlingRequestTrigger(BaseTrigger):
         finally:
             await self._close(hook)
         yield event
+
+    def _warn_if_started_late(self) -> None:
+        """Airflow has no hook for "deferred, but no triggerer picked it up"; the trigger can at least
+        say, once it runs, that it waited for one."""
+        if self.deferred_at is None:
+            return
+        waited = time.time() - self.deferred_at
+        if waited >= START_DELAY_WARNING:
+            self.log.warning(
+                "This trigger started %.0f s after the task deferred: no triggerer was running for that long, "
+                "or it was overloaded or restarted. Check with `airflow jobs check --job-type TriggererJob`.",
+                waited,
+            )
 
     async def _follow(self, hook: Any) -> TriggerEvent:
         """Follow the request until it completes, fails for good or outlives ``end_time``."""
