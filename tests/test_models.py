@@ -232,13 +232,16 @@ def test_known_values() -> None:
     assert {"hug", "kiss", "heart_gesture", "squish", "korean_baseball", "let's_ride"} <= KNOWN_EFFECT_SCENES
 
 
-def test_unknown_effect_scene_warns_but_passes(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_effect_scene_is_refused_unless_opted_in(caplog: pytest.LogCaptureFixture) -> None:
+    args = {"effect_scene": "brand_new_scene", "input_image_urls": [IMG]}
+    with pytest.raises(KlingValidationError, match="allow_unknown_effect_scene=True"):
+        validate_arguments(P + "v1.6/pro/effects", args)
     with caplog.at_level(logging.WARNING):
-        payload = validate_arguments(
-            P + "v1.6/pro/effects", {"effect_scene": "brand_new_scene", "input_image_urls": [IMG]}
-        )
+        payload = validate_arguments(P + "v1.6/pro/effects", args, allow_unknown_effect_scene=True)
     assert payload["effect_scene"] == "brand_new_scene"
     assert "brand_new_scene" in caplog.text
+    # The opt-in is the client's: fal's own view of the same request has no opinion on scenes.
+    assert fal_validation_errors(P + "v1.6/pro/effects", args) == []
 
 
 def test_unknown_endpoint_passes_through_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

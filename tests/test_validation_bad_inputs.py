@@ -1,14 +1,16 @@
 """Bad input is refused before any network call, naming the field and the limit.
 
 Every case runs ``prepare_arguments`` with the real hook's ``upload_file`` pointed at the emulator
-and asserts the emulator saw zero requests. The cases fal itself would reject are then submitted
-raw (local validation bypassed) and the emulator's 422 must name the same field.
+(or, for operator options such as a rendered ``priority``, the operator's ``execute`` with a local
+file to upload) and asserts the emulator saw zero requests. The cases fal itself would reject are
+then submitted raw (local validation bypassed) and the emulator's 422 must name the same field.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,8 +22,8 @@ import pytest
 from PIL import Image
 
 from airflow_provider_kling.emulator import FalEmulator
-from airflow_provider_kling.exceptions import KlingValidationError
-from airflow_provider_kling.models import fal_validation_errors, prepare_arguments
+from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingValidationError
+from airflow_provider_kling.models import fal_validation_errors, prepare_arguments, validate_arguments
 from airflow_provider_kling.models.errors import format_loc
 
 P = "fal-ai/kling-video/"
@@ -52,6 +54,13 @@ def png(width: int, height: int, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+def _noisy_png(width: int, height: int) -> bytes:
+    # Random pixels so the compressed data is long enough to cut in the middle.
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (width, height), random.Random(8).randbytes(width * height * 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 @dataclass
 class Media:
     """Files on disk for the cases that need local inputs."""
@@ -78,6 +87,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
         # A valid PNG header followed by padding: > 10 MB on disk.
         "huge": ("huge.png", png(640, 360) + b"\0" * (10 * 1024 * 1024)),
         "big_audio": ("speech.mp3", b"ID3" + b"\0" * (5 * 1024 * 1024 + 10)),
+        # A download cut short: the PNG header (and size) is intact, the pixel data is not.
+        "truncated": ("cut.png", _noisy_png(800, 600)[:6000]),
+        "text_mp3": ("speech-notes.mp3", b"Hello, this is the script, not the recording.\n" * 20),
+        "mp3": ("voice.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 100),
     }
     out = Media(root)
     for key, (name, data) in files.items():
@@ -97,6 +110,10 @@ class Case:
     loc: tuple[str | int, ...]
     server: bool = True  # False: client-only (unknown fields, file checks)
     says: str | None = None  # a fragment the message must contain (the limit)
+    never_says: str | None = None  # a secret the message must not repeat
+    # Operator options applied after construction, as template rendering does; the case then runs
+    # KlingVideoOperator.execute (uploads and all) instead of prepare_arguments.
+    operator: dict[str, Any] | None = None
 
     def arguments(self, media: Media) -> dict[str, Any]:
         return self.args(media) if callable(self.args) else self.args
@@ -548,7 +565,259 @@ CASES: list[Case] = [
         server=False,
         says="JSON",
     ),
+    # --- issue 8 C: inputs that used to be accepted, or refused only after money was spent ------
+    Case(
+        "local-png-truncated",
+        I2V16,
+        lambda m: _i2v(image_url=m.truncated),
+        ("image_url",),
+        server=False,
+        says="truncated or corrupt",
+    ),
+    Case(
+        "bytes-png-truncated-tail",
+        I2V16PRO,
+        lambda m: _i2v(tail_image_url=m.truncated.read_bytes()),
+        ("tail_image_url",),
+        server=False,
+        says="truncated or corrupt",
+    ),
+    Case(
+        "data-uri-png-truncated",
+        I2V16,
+        lambda m: _i2v(
+            image_url="data:image/png;base64," + base64.b64encode(m.truncated.read_bytes()).decode()
+        ),
+        ("image_url",),
+        server=False,
+        says="truncated or corrupt",
+    ),
+    Case("prompt-empty", I2V16, _i2v(prompt=""), ("prompt",), server=False, says="must not be empty"),
+    Case(
+        "prompt-whitespace",
+        T2V16PRO,
+        _t2v(prompt=" \n\t "),
+        ("prompt",),
+        server=False,
+        says="only whitespace",
+    ),
+    Case(
+        "elements-prompt-whitespace",
+        ELEMENTS,
+        {"prompt": "   ", "input_image_urls": [IMG]},
+        ("prompt",),
+        server=False,
+        says="only whitespace",
+    ),
+    Case(
+        "lipsync-text-whitespace",
+        LIPSYNC_TEXT,
+        _lipsync(text="   "),
+        ("text",),
+        server=False,
+        says="only whitespace",
+    ),
+    Case(
+        "prompt-nul",
+        I2V16,
+        _i2v(prompt="a cat\x00 turns its head"),
+        ("prompt",),
+        server=False,
+        says="control character U+0000 at position 5",
+    ),
+    Case(
+        "prompt-escape-sequence",
+        T2V1,
+        _t2v(prompt="\x1b[31ma red lighthouse"),
+        ("prompt",),
+        server=False,
+        says="U+001B",
+    ),
+    Case(
+        "negative-prompt-bell",
+        T2V16PRO,
+        _t2v(negative_prompt="blur\x07"),
+        ("negative_prompt",),
+        server=False,
+        says="U+0007",
+    ),
+    Case(
+        "lipsync-text-c1-control",
+        LIPSYNC_TEXT,
+        _lipsync(text="Hello\x85there"),
+        ("text",),
+        server=False,
+        says="U+0085",
+    ),
+    Case(
+        "cfg-true", I2V16, _i2v(cfg_scale=True), ("cfg_scale",), server=False, says="a number, not a boolean"
+    ),
+    Case("cfg-false", T2V16PRO, _t2v(cfg_scale=False), ("cfg_scale",), server=False, says="not a boolean"),
+    Case(
+        "voice-speed-true",
+        LIPSYNC_TEXT,
+        _lipsync(voice_speed=True),
+        ("voice_speed",),
+        server=False,
+        says="not a boolean",
+    ),
+    Case(
+        "movement-value-true",
+        T2V1,
+        _t2v(advanced_camera_control={"movement_type": "zoom", "movement_value": True}),
+        ("advanced_camera_control", "movement_value"),
+        server=False,
+        says="not a boolean",
+    ),
+    Case(
+        "image-url-credentials",
+        I2V16,
+        _i2v(image_url="https://alice:s3cr3t-pw@example.com/cat.png"),
+        ("image_url",),
+        server=False,
+        says="user:password@",
+        never_says="s3cr3t-pw",
+    ),
+    Case(
+        "element-url-credentials",
+        ELEMENTS,
+        {"prompt": "x", "input_image_urls": [IMG, "http://bob:hunter2@example.com/dog.png"]},
+        ("input_image_urls", 1),
+        server=False,
+        says="credentials",
+        never_says="hunter2",
+    ),
+    Case(
+        "unknown-endpoint-url-credentials",
+        P + "v9/pro/image-to-video",
+        {"prompt": "x", "image_url": "https://carol:tok3n@example.com/a.png"},
+        ("image_url",),
+        server=False,
+        says="credentials",
+        never_says="tok3n",
+    ),
+    Case(
+        "tail-10s-v1-pro",
+        P + "v1/pro/image-to-video",
+        _i2v(tail_image_url=IMG2, duration="10"),
+        ("tail_image_url",),
+        says='duration "5"',
+    ),
+    Case(
+        "masks-10s-v15-pro",
+        P + "v1.5/pro/image-to-video",
+        _i2v(dynamic_masks=[MASK], duration="10"),
+        ("dynamic_masks",),
+        says='duration "5"',
+    ),
+    Case(
+        "audio-text-named-mp3",
+        LIPSYNC_AUDIO,
+        lambda m: {"video_url": VIDEO, "audio_url": m.text_mp3},
+        ("audio_url",),
+        server=False,
+        says="not a recognised audio file",
+    ),
+    Case(
+        "audio-bytes-text",
+        LIPSYNC_AUDIO,
+        {"video_url": VIDEO, "audio_url": b"just some words"},
+        ("audio_url",),
+        server=False,
+        says="not a recognised audio file",
+    ),
+    Case(
+        "audio-data-uri-text",
+        LIPSYNC_AUDIO,
+        {
+            "video_url": VIDEO,
+            "audio_url": "data:audio/mpeg;base64," + base64.b64encode(b"not audio").decode(),
+        },
+        ("audio_url",),
+        server=False,
+        says="not a recognised audio file",
+    ),
+    Case(
+        "effects-near-miss",
+        EFFECTS,
+        {"effect_scene": "sqiush", "input_image_urls": [IMG]},
+        ("effect_scene",),
+        server=False,
+        says="did you mean 'squish'",
+    ),
+    Case(
+        "effects-unknown-no-opt-in",
+        EFFECTS,
+        {"effect_scene": "zzz_not_a_scene", "input_image_urls": [IMG]},
+        ("effect_scene",),
+        server=False,
+        says="allow_unknown_effect_scene=True",
+    ),
+    Case(
+        "endpoint-wrong-case",
+        P + "V1.6/standard/image-to-video",
+        _i2v(),
+        ("endpoint_id",),
+        server=False,
+        says=f"did you mean '{I2V16}'",
+    ),
+    Case(
+        "endpoint-unknown-kling-upper-case",
+        P + "v3/Pro/image-to-video",
+        _i2v(),
+        ("endpoint_id",),
+        server=False,
+        says="case-sensitive",
+    ),
+    Case("key-not-string", I2V16, {1: "x", **_i2v()}, (), server=False, says="key 1 (int) is not a string"),
+    Case(
+        "key-not-string-nested",
+        T2V1,
+        _t2v(advanced_camera_control={"movement_type": "zoom", "movement_value": 1, 2: 3}),
+        ("advanced_camera_control",),
+        server=False,
+        says="is not a string",
+    ),
+    Case(
+        "key-not-string-unknown-endpoint",
+        P + "v9/pro/image-to-video",
+        {None: "x", "prompt": "p"},
+        (),
+        server=False,
+        says="key None (NoneType) is not a string",
+    ),
+    Case(
+        "webhook-ftp-before-upload",
+        I2V16,
+        lambda m: _i2v(image_url=m.ok),
+        ("webhook_url",),
+        server=False,
+        says="absolute http(s) URL, got scheme 'ftp'",
+        never_says="hook-secret",
+        operator={"webhook_url": "ftp://example.com/hook-secret"},
+    ),
+    Case(
+        "webhook-no-host-before-upload",
+        I2V16,
+        lambda m: _i2v(image_url=m.ok),
+        ("webhook_url",),
+        server=False,
+        says="without a host",
+        operator={"webhook_url": "https:///x"},
+    ),
+    Case(
+        "priority-rendered-bad-before-upload",
+        I2V16,
+        lambda m: _i2v(image_url=m.ok),
+        ("priority",),
+        server=False,
+        says="'normal' or 'low', got 'urgent'",
+        operator={"priority": "urgent"},
+    ),
 ]
+
+#: The rows issue 8 (part C) added; counted in the closing note.
+ISSUE_8_ROWS = CASES[CASES.index(next(c for c in CASES if c.id == "local-png-truncated")) :]
 
 
 def _osp(url: str) -> Any:
@@ -574,6 +843,25 @@ def emulator(_shared_emulator: FalEmulator) -> FalEmulator:
 def test_at_least_40_cases() -> None:
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
+    assert len(ISSUE_8_ROWS) >= 30
+
+
+def _run_operator(case: Case, media: Media, fal_conn: str) -> KlingError:
+    from airflow_provider_kling.operators.kling import KlingVideoOperator
+
+    op = KlingVideoOperator(
+        task_id=f"bad_{case.id}".replace("-", "_"),
+        endpoint_id=case.endpoint,
+        arguments=case.arguments(media),
+        fal_conn_id=fal_conn,
+        priority="{{ params.priority }}",  # lazy at parse time, as a templated value is
+    )
+    op.priority = None
+    for name, value in (case.operator or {}).items():
+        setattr(op, name, value)  # what render_template_fields does
+    with pytest.raises(KlingConfigurationError) as info:
+        op.execute({})  # type: ignore[arg-type]
+    return info.value
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -582,19 +870,43 @@ def test_bad_input_is_refused_before_any_request(
 ) -> None:
     from airflow_provider_kling.hooks.kling import KlingHook
 
-    hook = KlingHook(fal_conn)
-    try:
-        with pytest.raises(KlingValidationError) as info:
-            prepare_arguments(case.endpoint, case.arguments(media), upload=hook.upload_file)
-    finally:
-        hook.close()
-    err = info.value
-    locs = [tuple(e["loc"]) for e in err.errors]
-    assert case.loc in locs, f"{case.loc} not in {locs}"
+    if case.operator is not None:
+        err: KlingError = _run_operator(case, media, fal_conn)
+    else:
+        hook = KlingHook(fal_conn)
+        try:
+            with pytest.raises(KlingValidationError) as info:
+                prepare_arguments(case.endpoint, case.arguments(media), upload=hook.upload_file)
+        finally:
+            hook.close()
+        err = info.value
+        locs = [tuple(e["loc"]) for e in info.value.errors]
+        assert case.loc in locs, f"{case.loc} not in {locs}"
     assert format_loc(case.loc) in str(err)
     if case.says:
         assert case.says in str(err)
+    if case.never_says:
+        assert case.never_says not in str(err) and case.never_says not in repr(getattr(err, "errors", ""))
     assert sum(emulator.requests.values()) == 0, dict(emulator.requests)
+
+
+def test_valid_counterparts_are_accepted(media: Media, caplog: pytest.LogCaptureFixture) -> None:
+    """The new refusals stop at the mistake: their near neighbours still pass."""
+    assert validate_arguments(I2V16PRO, _i2v(tail_image_url=IMG2, duration=10))["duration"] == "10"
+    assert (
+        validate_arguments(T2V16PRO, _t2v(prompt="line one\n\tline two\r\n", cfg_scale=1))["cfg_scale"] == 1
+    )
+    assert validate_arguments(T2V16PRO, _t2v(negative_prompt=""))["negative_prompt"] == ""
+    assert validate_arguments(I2V16, _i2v(image_url="https://example.com/a@b.png?sig=x@y"))
+    assert validate_arguments(LIPSYNC_AUDIO, {"video_url": VIDEO, "audio_url": media.mp3})
+    with caplog.at_level("WARNING"):
+        assert validate_arguments(
+            EFFECTS, {"effect_scene": "sqiush", "input_image_urls": [IMG]}, allow_unknown_effect_scene=True
+        )
+    assert "did you mean 'squish'" in caplog.text
+    whole = media.root / "whole.png"
+    whole.write_bytes(_noisy_png(800, 600))
+    assert validate_arguments(I2V16, _i2v(image_url=whole))["image_url"] == whole
 
 
 SERVER_CASES = [c for c in CASES if c.server]

@@ -50,11 +50,51 @@ def _normalise_duration(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+# C0 controls except tab/newline/carriage return, DEL, and C1 controls: invisible in the UI and
+# the log, never meant, and a NUL truncates the text in some of the C code behind the model.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _check_control_chars(value: Any, info: ValidationInfo) -> Any:
+    if is_client(info) and isinstance(value, str):
+        found = _CONTROL_CHARS.search(value)
+        if found:
+            raise PydanticCustomError(
+                "control_character",
+                f"contains the control character U+{ord(found.group()):04X} at position {found.start()}; "
+                "only tab, newline and carriage return are allowed",
+            )
+    return value
+
+
+def _check_not_blank(value: Any, info: ValidationInfo) -> Any:
+    # fal's schema takes "" and "   " (no min_length), so a blank text is paid for and then
+    # generates from nothing (or fails at Kling): the client refuses it.
+    if is_client(info) and isinstance(value, str) and not value.strip():
+        raise PydanticCustomError("string_blank", "must not be empty or only whitespace")
+    return value
+
+
+def _refuse_bool(value: Any, info: ValidationInfo) -> Any:
+    # pydantic (lax, as fal runs it) reads True as 1 and False as 0: cfg_scale=True would
+    # silently become the maximum. A bool where a number belongs is a mistake; say so.
+    if is_client(info) and isinstance(value, bool):
+        raise PydanticCustomError("number_type", "must be a number, not a boolean")
+    return value
+
+
+NoControlChars = AfterValidator(_check_control_chars)
+NotBlank = AfterValidator(_check_not_blank)
+#: A number field: a bool is refused client-side (see ``_refuse_bool``).
+NotBool = BeforeValidator(_refuse_bool)
+
 Duration = Annotated[Literal["5", "10"], BeforeValidator(_normalise_duration)]
 AspectRatio = Literal["16:9", "9:16", "1:1"]
-Prompt = Annotated[str, Field(max_length=MAX_PROMPT_LENGTH)]
-NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT_LENGTH)]
-CfgScale = Annotated[float, Field(ge=0.0, le=1.0)]
+# Length first, so pydantic reports it as string_too_long ("at most 2500 characters").
+Prompt = Annotated[str, Field(max_length=MAX_PROMPT_LENGTH), NoControlChars, NotBlank]
+# A blank negative prompt is a legitimate "avoid nothing"; control characters are still refused.
+NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT_LENGTH), NoControlChars]
+CfgScale = Annotated[float, NotBool, Field(ge=0.0, le=1.0)]
 
 _ACCEPTED_SCHEMES = re.compile(r"^(https?://|data:)", re.IGNORECASE)
 

@@ -1,16 +1,20 @@
 """Video effects: a named scene ("hug", "squish", ...) applied to one or two photos.
 
 fal's ``effect_scene`` enum grew from 8 values (2025-07) to 198 (2026-08) and keeps growing, so
-it is typed as an open string here: known values are listed (an unknown one only logs a
-warning), and the number of input images is checked where we know the scene.
+it is typed as an open string here: known values are listed, an unknown one is refused (with a
+"did you mean" for a near-miss such as ``sqiush``) unless the caller opts in with
+``allow_unknown_effect_scene=True`` (then it only logs a warning), and the number of input images
+is checked where we know the scene.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from airflow_provider_kling.models.common import (
     DEFAULT_DURATION,
@@ -132,15 +136,27 @@ class VideoEffectsInput(KlingInput):
 
     @field_validator("effect_scene")
     @classmethod
-    def _warn_unknown_scene(cls, value: str, info: ValidationInfo) -> str:
-        if is_client(info) and value not in KNOWN_EFFECT_SCENES:
+    def _check_unknown_scene(cls, value: str, info: ValidationInfo) -> str:
+        # A typo fails only after the job was queued (and may be billed): refused unless the
+        # caller opted in for a scene fal added after this release.
+        if not is_client(info) or value in KNOWN_EFFECT_SCENES:
+            return value
+        close = difflib.get_close_matches(value, sorted(KNOWN_EFFECT_SCENES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if (info.context or {}).get("allow_unknown_effect_scene"):
             log.warning(
-                "effect_scene %r is not one of the %d scenes known to this provider; sending it as is "
-                "(fal adds scenes often, but a typo here fails only after the job was queued).",
+                "effect_scene %r is not one of the %d scenes known to this provider%s; sending it as is "
+                "(allow_unknown_effect_scene=True).",
                 value,
                 len(KNOWN_EFFECT_SCENES),
+                hint,
             )
-        return value
+            return value
+        raise PydanticCustomError(
+            "effect_scene_unknown",
+            f"is not one of the {len(KNOWN_EFFECT_SCENES)} scenes known to this provider{hint} "
+            "(for a scene fal added since, pass allow_unknown_effect_scene=True)",
+        )
 
     def cross_field_errors(self) -> list[dict[str, Any]]:
         count = len(self.input_image_urls or [])

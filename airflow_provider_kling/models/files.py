@@ -12,13 +12,17 @@ A plain *string* with any other scheme (``ftp://``, ``s3://``, ``gs://``, even `
 error: a string is either a URL fal can fetch or a local path, and fal fetches http(s) only.
 Wrap remote storage in ``ObjectStoragePath("s3://…")`` to have it uploaded.
 
-Checks (before anything is uploaded or submitted; headers only, no full decode):
+Checks (before anything is uploaded or submitted):
 
+* URLs: a host, no whitespace, and no ``user:password@`` credentials (they would reach fal, its
+  logs and ours; the error never repeats the URL).
 * images: JPEG, PNG or WebP, at most 10 MB, shorter side at least 300 px, aspect ratio between
   1:2.5 and 2.5:1 — Kling's upstream rule (kling-endpoints.md §4); fal's v1-v2.6 schemas state
-  none, fal's newer Kling pages state the same numbers.
+  none, fal's newer Kling pages state the same numbers. The pixels are decoded once (a truncated
+  or corrupt file has a valid header and would otherwise fail only at fal, after the submit).
 * videos: MP4 or MOV (an ``ftyp`` box), at most 100 MB (Kling lip-sync rule, applied to every video input).
-* audio: at most 5 MB (Kling lip-sync rule).
+* audio: a recognised audio header (MP3, AAC, WAV, M4A, OGG, FLAC, WebM), at most 5 MB (Kling
+  lip-sync rule).
 """
 
 from __future__ import annotations
@@ -170,8 +174,11 @@ def _sniff_video(head: bytes) -> str | None:
 
 
 def _sniff_audio(head: bytes) -> str | None:
-    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+    if head.startswith(b"ID3"):
         return "audio/mpeg"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # An MPEG audio frame sync (11 bits set): layer bits 00 mean ADTS (AAC), others MP1-3.
+        return "audio/aac" if head[1] & 0x06 == 0 else "audio/mpeg"
     if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
         return "audio/wav"
     if head[4:8] == b"ftyp":
@@ -180,8 +187,8 @@ def _sniff_audio(head: bytes) -> str | None:
         return "audio/ogg"
     if head.startswith(b"fLaC"):
         return "audio/flac"
-    if head[:2] in (b"\xff\xf1", b"\xff\xf9"):
-        return "audio/aac"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm"
     return None
 
 
@@ -192,14 +199,33 @@ def _check_image(
     from PIL import Image
 
     try:
-        with Image.open(fh) as img:  # reads the header only; pixels are never decoded
-            fmt, (width, height) = img.format, img.size
+        img = Image.open(fh)
     except Image.DecompressionBombError:
         return None, [file_error(loc, f"{label}: image dimensions are implausibly large", "image_too_large")]
     except Exception:  # Pillow raises several types for unreadable data
         return None, [
             file_error(loc, f"{label}: not a readable image (JPEG, PNG or WebP expected)", "image_load_error")
         ]
+    with img:
+        fmt, (width, height) = img.format, img.size
+        if fmt in rule.image_formats:
+            # Decode the pixels: a cut-off download keeps a valid header, and fal only finds out
+            # after the submit. Pillow's MAX_IMAGE_PIXELS bomb guard applies; ≤ 10 MB files.
+            try:
+                img.load()
+            except Image.DecompressionBombError:
+                return None, [
+                    file_error(loc, f"{label}: image dimensions are implausibly large", "image_too_large")
+                ]
+            except Exception as err:  # OSError "image file is truncated", SyntaxError, zlib errors
+                return None, [
+                    file_error(
+                        loc,
+                        f"{label}: the {fmt} image data is truncated or corrupt "
+                        f"({type(err).__name__}); the header is valid but the pixels cannot be decoded",
+                        "image_corrupt",
+                    )
+                ]
     errors = []
     if fmt not in rule.image_formats:
         errors.append(
@@ -255,7 +281,16 @@ def check_content(
             return guessed, [file_error(loc, f"{label}: not an MP4 or MOV video", "video_format")]
         return mime, []
     if rule.kind == "audio":
-        return _sniff_audio(head) or guessed, []
+        mime = _sniff_audio(head)
+        if mime is None:
+            return guessed, [
+                file_error(
+                    loc,
+                    f"{label}: not a recognised audio file (MP3, AAC, WAV, M4A, OGG, FLAC or WebM expected)",
+                    "audio_format",
+                )
+            ]
+        return mime, []
     return guessed, []
 
 
@@ -272,6 +307,16 @@ def _upload_name(loc: Loc, mime: str) -> str:
 
 def _check_url(loc: Loc, value: str) -> list[dict[str, Any]]:
     parts = urlsplit(value)
+    if "@" in parts.netloc:
+        # Never echo the URL: the point is to keep the password out of fal's logs and ours.
+        return [
+            file_error(
+                loc,
+                "URL contains user:password@ credentials, which would be sent to fal and written to "
+                "logs; use a pre-signed URL, a local file or an ObjectStoragePath instead",
+                "url_credentials",
+            )
+        ]
     if not parts.netloc or any(c.isspace() for c in value):
         return [file_error(loc, f"not a valid URL: {short_repr(value)}", "url_parsing")]
     return []

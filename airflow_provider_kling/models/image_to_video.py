@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -18,6 +18,7 @@ from airflow_provider_kling.models.common import (
     FileUrl,
     KlingInput,
     NegativePrompt,
+    NotBool,
     Prompt,
     cross_error,
 )
@@ -64,7 +65,8 @@ class TailImageToVideoInput(ImageToVideoInput):
 
 
 class ProImageToVideoInput(TailImageToVideoInput):
-    """v1.6 pro image-to-video: adds an aspect ratio and a last frame.
+    """v1.6 pro image-to-video: adds an aspect ratio and a last frame (5 or 10 s: Kling's capability
+    map, S6, allows a tail frame at 10 s on kling-v1-6 pro).
 
     :param aspect_ratio: ``"16:9"`` (default), ``"9:16"`` or ``"1:1"``.
     """
@@ -79,8 +81,8 @@ class Trajectory(KlingInput):
     :param y: vertical coordinate.
     """
 
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
+    x: Annotated[int, NotBool] = Field(ge=0)
+    y: Annotated[int, NotBool] = Field(ge=0)
 
 
 class DynamicMask(KlingInput):
@@ -148,7 +150,8 @@ class V1ImageToVideoInput(_MaskedImageToVideoInput):
     :param dynamic_masks: up to 6 :class:`DynamicMask` regions with trajectories.
     """
 
-    # v1: a tail frame is limited to 5 s as well (S7 "v1 tail/masks supported at 5 s only").
+    # v1: a tail frame is limited to 5 s as well (S7 "v1 tail/masks supported at 5 s only"; S6's
+    # capability map has no kling-v1 10 s tail column).
     tail_forces_five_seconds: ClassVar[bool] = True
 
 
@@ -159,7 +162,9 @@ class V15ProImageToVideoInput(_MaskedImageToVideoInput, ProImageToVideoInput):
     :param dynamic_masks: up to 6 :class:`DynamicMask` regions with trajectories.
     """
 
-    # Guess: no source limits v1.5 tail frames to 5 s; only masks are.
+    # Kling's capability map (S6, betasecond/KlingDemo APIDoc.md) ticks "image_tail" at 10 s for
+    # kling-v1-5 pro and kling-v1-6 pro, masks at 5 s only; its general "tail frame ⇒ 5 s" note
+    # predates v1.5 and is contradicted by the map. So v1.5 (and v1.6 pro) keep 10 s with a tail.
     tail_forces_five_seconds: ClassVar[bool] = False
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from airflow_provider_kling.models.common import FileKind, FileUrl, KlingInput
+from airflow_provider_kling.models.common import (
+    FileKind,
+    FileUrl,
+    KlingInput,
+    NoControlChars,
+    NotBlank,
+    NotBool,
+)
 
 MAX_LIPSYNC_TEXT_LENGTH = 120
 
@@ -76,10 +83,10 @@ class LipsyncTextToVideoInput(KlingInput):
     file_fields: ClassVar[dict[str, FileKind]] = {"video_url": "video"}
 
     video_url: FileUrl
-    text: str = Field(min_length=1, max_length=MAX_LIPSYNC_TEXT_LENGTH)
+    text: Annotated[str, Field(min_length=1, max_length=MAX_LIPSYNC_TEXT_LENGTH), NoControlChars, NotBlank]
     voice_id: VoiceId
     voice_language: Literal["zh", "en"] = "en"
-    voice_speed: float = Field(default=1.0, ge=0.8, le=2.0)
+    voice_speed: Annotated[float, NotBool] = Field(default=1.0, ge=0.8, le=2.0)
 
 
 class LipsyncAudioToVideoInput(KlingInput):

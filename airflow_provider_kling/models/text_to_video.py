@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,7 @@ from airflow_provider_kling.models.common import (
     Duration,
     KlingInput,
     NegativePrompt,
+    NotBool,
     Prompt,
     cross_error,
 )
@@ -49,7 +50,7 @@ class CameraControl(KlingInput):
     """
 
     movement_type: MovementType
-    movement_value: int = Field(ge=-10, le=10)
+    movement_value: Annotated[int, NotBool] = Field(ge=-10, le=10)
 
 
 class V1TextToVideoInput(TextToVideoInput):

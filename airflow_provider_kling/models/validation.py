@@ -21,6 +21,7 @@ from airflow_provider_kling.models.errors import (
     Loc,
     format_loc,
     raise_validation_error,
+    short_repr,
     to_client_errors,
     to_fal_detail,
 )
@@ -38,15 +39,66 @@ from airflow_provider_kling.protocol.endpoints import parse_endpoint_id
 
 log = logging.getLogger(__name__)
 
-_CLIENT_CONTEXT = {"client": True, "defer_cross_checks": True}
 _SERVER_CONTEXT = {"defer_cross_checks": True}
+_KLING_PREFIX = "fal-ai/kling-video/"
+
+
+def _client_context(allow_unknown_effect_scene: bool) -> dict[str, Any]:
+    return {
+        "client": True,
+        "defer_cross_checks": True,
+        "allow_unknown_effect_scene": allow_unknown_effect_scene,
+    }
 
 
 def _check_endpoint_id(endpoint_id: Any) -> str:
     # The queue protocol's own parser: validation must refuse exactly the ids the hook cannot submit.
     stripped = endpoint_id.strip().strip("/") if isinstance(endpoint_id, str) else endpoint_id
     parse_endpoint_id(stripped)
+    _check_endpoint_case(stripped)
     return stripped
+
+
+def _check_endpoint_case(endpoint_id: str) -> None:
+    """Refuse ``.../V1.6/...``: fal routes ids case-sensitively, so it would skip local validation
+    as an "unknown endpoint" and then fail (or worse, reach another app) after the submit."""
+    if get_endpoint(endpoint_id) is not None:
+        return
+    lowered = endpoint_id.lower()
+    known = get_endpoint(lowered)
+    if known is None and not (lowered.startswith(_KLING_PREFIX) and endpoint_id != lowered):
+        return
+    suggestion = known.endpoint_id if known is not None else lowered
+    msg = (
+        f"fal endpoint ids are case-sensitive and Kling's are lower-case; did you mean {suggestion!r}? "
+        f"(got {endpoint_id!r})"
+    )
+    raise KlingValidationError(
+        f"Invalid endpoint_id: {msg}",
+        errors=[{"loc": ("endpoint_id",), "msg": msg, "type": "endpoint_case"}],
+    )
+
+
+def _key_errors(value: Any, loc: Loc = ()) -> list[dict[str, Any]]:
+    """Non-string keys anywhere in the tree: JSON has none, and the models would choke on them."""
+    errors: list[dict[str, Any]] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                errors.extend(_key_errors(item, (*loc, key)))
+            else:
+                errors.append(
+                    {
+                        "loc": loc,
+                        "msg": f"key {short_repr(key)} ({type(key).__name__}) is not a string; "
+                        "argument names must be strings",
+                        "type": "key_type",
+                    }
+                )
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            errors.extend(_key_errors(item, (*loc, i)))
+    return errors
 
 
 def _check_mapping(endpoint_id: str, arguments: Any) -> dict[str, Any]:
@@ -56,6 +108,9 @@ def _check_mapping(endpoint_id: str, arguments: Any) -> dict[str, Any]:
             f"got {type(arguments).__name__}",
             errors=[{"loc": (), "msg": "must be a dict (JSON object)", "type": "dict_type"}],
         )
+    errors = _key_errors(arguments)
+    if errors:
+        raise_validation_error(endpoint_id, errors)
     return copy_tree(dict(arguments))
 
 
@@ -92,11 +147,13 @@ def _validate_unknown(endpoint_id: str, data: dict[str, Any]) -> tuple[dict[str,
     return data, pending
 
 
-def _validate_known(spec: EndpointSpec, data: dict[str, Any]) -> tuple[dict[str, Any], list[PendingUpload]]:
+def _validate_known(
+    spec: EndpointSpec, data: dict[str, Any], context: dict[str, Any]
+) -> tuple[dict[str, Any], list[PendingUpload]]:
     model_cls = spec.request_model
     pending, errors = collect_file_inputs(data, model_cls.file_fields)
     try:
-        model = model_cls.model_validate(data, context=_CLIENT_CONTEXT)
+        model = model_cls.model_validate(data, context=context)
     except ValidationError as exc:
         errors += to_client_errors(exc.errors(include_url=False), model_cls, spec.endpoint_id)
         raise_validation_error(spec.endpoint_id, errors)
@@ -106,16 +163,20 @@ def _validate_known(spec: EndpointSpec, data: dict[str, Any]) -> tuple[dict[str,
     return model.model_dump(mode="json", exclude_none=True), pending
 
 
-def _validate(endpoint_id: str, arguments: Any) -> tuple[dict[str, Any], list[PendingUpload]]:
+def _validate(
+    endpoint_id: str, arguments: Any, allow_unknown_effect_scene: bool = False
+) -> tuple[dict[str, Any], list[PendingUpload]]:
     endpoint_id = _check_endpoint_id(endpoint_id)
     data = _check_mapping(endpoint_id, arguments)
     spec = get_endpoint(endpoint_id)
     if spec is None:
         return _validate_unknown(endpoint_id, data)
-    return _validate_known(spec, data)
+    return _validate_known(spec, data, _client_context(allow_unknown_effect_scene))
 
 
-def validate_arguments(endpoint_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def validate_arguments(
+    endpoint_id: str, arguments: dict[str, Any], *, allow_unknown_effect_scene: bool = False
+) -> dict[str, Any]:
     """Check ``arguments`` for ``endpoint_id`` without any network call; return fal's JSON.
 
     The result is exactly the body that will be submitted: defaults filled in (fal's own
@@ -125,18 +186,25 @@ def validate_arguments(endpoint_id: str, arguments: dict[str, Any]) -> dict[str,
 
     :param endpoint_id: fal endpoint id, e.g. ``fal-ai/kling-video/v1.6/standard/image-to-video``.
     :param arguments: the request body as a user wrote it.
+    :param allow_unknown_effect_scene: send an ``effect_scene`` this provider does not know (fal
+        adds scenes monthly) with a logged warning. By default an unknown scene is refused, with a
+        "did you mean" when it is close to a known one (``sqiush``).
     :raises KlingValidationError: listing each bad field with its limit (``.errors`` has
-        ``loc``/``msg``/``type`` per field).
+        ``loc``/``msg``/``type`` per field), or for an endpoint id in the wrong case.
     :raises KlingConfigurationError: when ``endpoint_id`` is malformed.
     """
-    payload, pending = _validate(endpoint_id, arguments)
+    payload, pending = _validate(endpoint_id, arguments, allow_unknown_effect_scene)
     for item in pending:
         set_at(payload, item.loc, item.original)
     return payload
 
 
 def prepare_arguments(
-    endpoint_id: str, arguments: dict[str, Any], *, upload: Callable[..., str]
+    endpoint_id: str,
+    arguments: dict[str, Any],
+    *,
+    upload: Callable[..., str],
+    allow_unknown_effect_scene: bool = False,
 ) -> dict[str, Any]:
     """Validate everything (including local files' headers), then upload files, then return fal's JSON.
 
@@ -147,8 +215,9 @@ def prepare_arguments(
     :param upload: called as ``upload(source, content_type=..., file_name=...)`` for each file
         that is not a URL (in practice :meth:`KlingHook.upload_file`); returns the file's URL.
         ``source`` is a :class:`~pathlib.Path`, ``bytes``, or an open binary file (object storage).
+    :param allow_unknown_effect_scene: see :func:`validate_arguments`.
     """
-    payload, pending = _validate(endpoint_id, arguments)
+    payload, pending = _validate(endpoint_id, arguments, allow_unknown_effect_scene)
     run_uploads(payload, pending, upload)
     return payload
 

@@ -117,6 +117,9 @@ class KlingVideoOperator(BaseOperator):
         store on Airflow >= 3.3 and in an Airflow Variable on 3.1/3.2 (deleted on success there).
         A completed request is reused only when the endpoint and arguments are unchanged; set this
         to False to always generate a new video.
+    :param allow_unknown_effect_scene: send an ``effect_scene`` this provider does not know yet
+        (fal adds scenes monthly) instead of refusing it; a typo such as ``sqiush`` is refused
+        with a "did you mean" unless this is set.
     """
 
     template_fields: Sequence[str] = ("endpoint_id", "arguments", "fal_conn_id", "webhook_url", "priority")
@@ -142,6 +145,7 @@ class KlingVideoOperator(BaseOperator):
         priority: str | None = None,
         start_timeout: float | None = None,
         reattach_on_retry: bool = True,
+        allow_unknown_effect_scene: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -157,6 +161,7 @@ class KlingVideoOperator(BaseOperator):
         self.priority = priority
         self.start_timeout = start_timeout
         self.reattach_on_retry = reattach_on_retry
+        self.allow_unknown_effect_scene = allow_unknown_effect_scene
         if priority is not None and not _is_lazy(priority) and priority not in ("normal", "low"):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
         if start_timeout is not None and _seconds(start_timeout, "start_timeout") <= 1:
@@ -191,10 +196,18 @@ class KlingVideoOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kling.models import validate_arguments
+        from airflow_provider_kling.protocol.headers import check_submit_options
 
         endpoint_id, arguments = self.build_request()
-        # Bad input fails here, before any network call (and before any money is spent).
-        wanted = fingerprint(endpoint_id, validate_arguments(endpoint_id, arguments))
+        # Bad input fails here, before any network call (and before any money is spent): the
+        # rendered submit options too, or a bad templated priority would fail after the uploads.
+        check_submit_options(
+            webhook_url=self.webhook_url, priority=self.priority, start_timeout=self.start_timeout
+        )
+        validated = validate_arguments(
+            endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
+        )
+        wanted = fingerprint(endpoint_id, validated)
 
         state = self._reattach_state(context)
         decision, previous = state.decide(self.hook, state.load(), wanted)
@@ -228,7 +241,12 @@ class KlingVideoOperator(BaseOperator):
         from airflow_provider_kling.models import estimate_cost, prepare_arguments
 
         hook = self.hook
-        prepared = prepare_arguments(endpoint_id, arguments, upload=hook.upload_file)
+        prepared = prepare_arguments(
+            endpoint_id,
+            arguments,
+            upload=hook.upload_file,
+            allow_unknown_effect_scene=self.allow_unknown_effect_scene,
+        )
         cost = estimate_cost(endpoint_id, prepared, prices=hook.prices)
         if cost is None:
             self.log.info("Submitting to %s (no cost estimate for this endpoint)", endpoint_id)

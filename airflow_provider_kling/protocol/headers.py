@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.exceptions import KlingConfigurationError
@@ -48,3 +49,28 @@ def submit_headers(*, priority: str | None = None, start_timeout: Any = None) ->
             )
         headers[HEADER_REQUEST_TIMEOUT] = str(seconds)
     return headers
+
+
+def check_webhook_url(url: Any) -> str:
+    """``url`` when it is an absolute http(s) URL; otherwise :class:`KlingConfigurationError`.
+
+    The message names the scheme, not the URL: a webhook URL often carries a secret token.
+    """
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        got = (
+            f"scheme {parts.scheme!r}"
+            if parts is not None and parts.scheme
+            else f"{type(url).__name__} value"
+        )
+        if parts is not None and parts.scheme in ("http", "https"):
+            got = "a URL without a host"
+        raise KlingConfigurationError(f"webhook_url must be an absolute http(s) URL, got {got}")
+    return url
+
+
+def check_submit_options(*, webhook_url: Any = None, priority: Any = None, start_timeout: Any = None) -> None:
+    """Check every submit option at once, so a bad (rendered) value fails before any upload."""
+    submit_headers(priority=priority, start_timeout=start_timeout)
+    if webhook_url is not None:
+        check_webhook_url(webhook_url)

@@ -10,12 +10,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
-from urllib.parse import urlsplit
 
 import httpx
 
 from airflow_provider_kling.exceptions import (
-    KlingConfigurationError,
     KlingError,
     KlingServerError,
     KlingValidationError,
@@ -23,7 +21,7 @@ from airflow_provider_kling.exceptions import (
 from airflow_provider_kling.protocol import errors
 from airflow_provider_kling.protocol.config import FalSettings
 from airflow_provider_kling.protocol.endpoints import derive_request, parse_endpoint_id, submit_url
-from airflow_provider_kling.protocol.headers import auth_headers, submit_headers
+from airflow_provider_kling.protocol.headers import auth_headers, check_webhook_url, submit_headers
 from airflow_provider_kling.protocol.retry import NEVER_SENT_ERRORS
 from airflow_provider_kling.protocol.status import parse_status
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
@@ -50,13 +48,6 @@ def _json_body(arguments: Any) -> bytes:
             f"arguments must be JSON-serialisable (strings, numbers, booleans, lists, dicts): {exc}",
             errors=[{"loc": ("arguments",), "msg": str(exc), "type": "json_invalid"}],
         ) from None
-
-
-def _webhook(url: Any) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise KlingConfigurationError(f"webhook_url must be an absolute http(s) URL, got {url!r}")
-    return url
 
 
 @dataclass(frozen=True)
@@ -120,7 +111,7 @@ class QueueProtocol:
             **submit_headers(priority=priority, start_timeout=start_timeout),
             **{"Content-Type": "application/json"},
         )
-        params = {"fal_webhook": _webhook(webhook_url)} if webhook_url is not None else None
+        params = {"fal_webhook": check_webhook_url(webhook_url)} if webhook_url is not None else None
         return httpx.Request(
             "POST",
             submit_url(self.settings.queue_url, endpoint),
