@@ -134,19 +134,26 @@ def test_batch_waits_in_the_triggerer_and_feeds_the_asset_scheduled_catalog(stac
 
 def test_triggerer_crash_while_deferred_does_not_pay_twice(stack, emu):
     emu.reset()
-    emu.concurrency, emu.queue_delay, emu.processing_time = 8, 2.0, 20.0
+    # The job is held IN_QUEUE until the first triggerer has logged its queue position, however long
+    # a loaded machine takes to defer and start the trigger (a fixed delay raced with that).
+    emu.concurrency, emu.queue_delay, emu.processing_time = 8, 3600.0, 20.0
     stack.trigger("example_kling_image_to_video", "e2e_restart")
     stack.wait_task_state("example_kling_image_to_video", "e2e_restart", "generate", {"deferred"}, timeout=90)
-    # Let the first triggerer pick the trigger up before it dies.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not stack.task_log_files(
-        "example_kling_image_to_video", "e2e_restart", "generate", "*.log.trigger.*"
-    ):
+
+    def first_trigger_log() -> str:
+        files = stack.task_log_files(
+            "example_kling_image_to_video", "e2e_restart", "generate", "*.log.trigger.*"
+        )
+        return "".join(f.read_text(errors="replace") for f in files)
+
+    # Let the first triggerer pick the trigger up and see the queue before it dies.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "in queue, position" not in first_trigger_log():
         time.sleep(0.5)
-    first = stack.task_log_files("example_kling_image_to_video", "e2e_restart", "generate", "*.log.trigger.*")
-    assert first, "the triggerer never started the trigger"
+    assert "in queue, position" in first_trigger_log(), "the triggerer never reported the queued job"
 
     stack.kill_component("triggerer", signal.SIGKILL)  # a crash: no graceful hand-over
+    emu.queue_delay = 0.0  # released: the replacement triggerer follows it through IN_PROGRESS
     assert stack.task_states("example_kling_image_to_video", "e2e_restart")["generate"] == "deferred"
     stack.start_component("triggerer")
 
