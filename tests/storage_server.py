@@ -6,6 +6,10 @@ Routes (query ``size`` = bytes announced):
 - ``/cut/<name>?size=N&send=M``   Content-Length N, then M bytes and the connection is closed.
 - ``/flaky/<name>?size=N``        the first request is cut after half the body, later ones are whole.
 - ``/nolength/<name>?size=N``     N bytes, no Content-Length (HTTP/1.0 close-delimited body).
+- ``/mp4/<name>?send=M``          the server's ``mp4`` bytes without Content-Length (close-delimited),
+  only the first M of them when ``send`` is given (a connection closed half-way).
+- ``/gate/<name>?size=N``         like ``/video``, but the body waits until ``gate`` (a
+  ``threading.Barrier``) has as many requests waiting as it has parties: racing clients.
 - ``/status/<code>``              an empty answer with that status.
 """
 
@@ -30,6 +34,8 @@ class MediaServer:
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.mp4 = b""
+        self.gate: threading.Barrier | None = None
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         server = self
@@ -55,6 +61,19 @@ class MediaServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if kind == "mp4":
+                    body = server.mp4[: int(query["send"][0])] if "send" in query else server.mp4
+                    self.protocol_version = "HTTP/1.0"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "video/mp4")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if kind == "gate" and server.gate is not None:
+                    server.gate.wait(timeout=10)
                 if kind == "nolength":
                     self.protocol_version = "HTTP/1.0"
                     self.send_response(200)

@@ -60,18 +60,20 @@ def test_plain_url_into_folder_streams_exact_bytes(media, tmp_path):
     op = _op(source=f"{media.url}/video/clip.mp4?size={size}", destination=f"file://{tmp_path}/out/")
     result = op.execute({})
 
-    target = tmp_path / "out" / "clip.mp4"
+    # No request id to name it after: the file is named after its content, never the URL's name.
+    sha256 = hashlib.sha256(payload(size)).hexdigest()
+    target = tmp_path / "out" / f"{sha256[:16]}.mp4"
     assert target.read_bytes() == payload(size)
     assert result == {
         "path": f"file://{target}",
         "size": size,
-        "sha256": hashlib.sha256(payload(size)).hexdigest(),
+        "sha256": sha256,
         "content_type": "video/mp4",
         "request_id": None,
         "source_url": f"{media.url}/video/clip.mp4?size={size}",
         "sidecar_path": None,
     }
-    assert _files(tmp_path) == ["out/clip.mp4"]
+    assert _files(tmp_path) == [f"out/{sha256[:16]}.mp4"]
 
 
 def test_kling_result_dict_names_file_after_request_id_and_sends_no_credentials(media, tmp_path):
@@ -104,7 +106,8 @@ def test_fal_raw_output_shape_is_accepted():
     src = parse_source({"video": {"url": "https://v3.fal.media/files/x/output.mp4", "file_size": 42}})
     assert src.url == "https://v3.fal.media/files/x/output.mp4"
     assert src.file_size == 42
-    assert src.file_name() == "output.mp4"
+    # No request id: no name to give yet (fal calls every output "output.mp4"; the content names it).
+    assert src.file_name() is None and src.suffix == ".mp4"
 
 
 @pytest.mark.parametrize(

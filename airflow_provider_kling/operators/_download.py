@@ -1,7 +1,8 @@
 """Stream one HTTP(S) file into an Airflow ``ObjectStoragePath`` without holding it in memory.
 
 The bytes go to a hidden temporary sibling first and are moved to the final name only after the
-size has been checked, so readers never see a half-written video: on a local file system the move
+size has been checked (``Content-Length``, fal's ``file_size`` or, when neither is known, the MP4's
+own box sizes), so readers never see a half-written video: on a local file system the move
 is an atomic ``rename``; on object stores (S3, GCS, ...) it is a server-side copy, and the final
 key appears all at once. A failed attempt removes its temporary object.
 
@@ -13,16 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
 import time
-import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from airflow_provider_kling import __version__
-from airflow_provider_kling.exceptions import KlingError
+from airflow_provider_kling.operators._mp4 import Mp4Boxes
+from airflow_provider_kling.operators._placement import (
+    KlingDownloadError,
+    commit,
+    destination_error,
+    ensure_parent,
+    file_digest,
+    remove_quietly,
+    temporary_sibling,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -30,17 +41,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
-# Local file systems need their parent folders; object stores have no folders (and creating
-# one there may mean creating a bucket), so only these protocols get a mkdir.
-_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MP4_TYPES = frozenset({"video/mp4", "video/quicktime", "application/mp4", "video/x-m4v"})
 
-
-class KlingDownloadError(KlingError):
-    """A video could not be copied to object storage (HTTP error, broken body, size mismatch).
-
-    :param retryable: whether another attempt may succeed (transport errors, 5xx, truncation).
-    """
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DownloadResult",
+    "KlingDownloadError",
+    "commit",
+    "destination_error",
+    "ensure_parent",
+    "remove_quietly",
+    "stream_to_storage",
+    "temporary_sibling",
+]
 
 
 @dataclass(frozen=True)
@@ -68,30 +82,6 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
-def temporary_sibling(path: ObjectStoragePath) -> ObjectStoragePath:
-    """A hidden, unique name next to ``path``: same store and folder, so the final move is cheap."""
-    return path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
-
-
-def remove_quietly(path: ObjectStoragePath) -> None:
-    """Best-effort delete of a temporary object; cleanup must never hide the original error."""
-    try:
-        if path.fs.exists(path.path):
-            path.fs.rm(path.path)
-    except Exception:  # pragma: no cover - depends on the store
-        log.warning("Could not remove temporary file %s", path, exc_info=True)
-
-
-def ensure_parent(path: ObjectStoragePath) -> None:
-    if path.protocol in _LOCAL_PROTOCOLS:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def commit(tmp: ObjectStoragePath, final: ObjectStoragePath) -> None:
-    """Move the finished temporary object to its final name (atomic rename on local disks)."""
-    tmp.fs.mv(tmp.path, final.path)
-
-
 def _record_lineage(final: ObjectStoragePath) -> None:
     # Written through fs.open (not ObjectStoragePath.open) so lineage does not record the
     # temporary name once per chunk; the final path is reported once instead.
@@ -103,6 +93,39 @@ def _record_lineage(final: ObjectStoragePath) -> None:
         log.debug("Lineage not recorded for %s", final, exc_info=True)
 
 
+def _open_for_writing(tmp: ObjectStoragePath, final: ObjectStoragePath) -> Any:
+    try:
+        return tmp.fs.open(tmp.path, "wb")
+    except OSError as exc:
+        raise destination_error(final, exc) from None
+
+
+def _expects_mp4(url: str, content_type: str | None, final: ObjectStoragePath) -> bool:
+    names = (urlsplit(url).path.lower(), final.name.lower())
+    return (content_type or "").split(";")[0].strip() in _MP4_TYPES or any(
+        name.endswith((".mp4", ".m4v", ".mov")) for name in names
+    )
+
+
+def _check_unsized(url: str, boxes: Mp4Boxes, content_type: str | None, final: ObjectStoragePath) -> None:
+    """No size was announced: the MP4's own box sizes must account for every byte received."""
+    if boxes.is_mp4 or _expects_mp4(url, content_type, final):
+        problem = boxes.problem()
+        if problem is not None:
+            # A close-delimited body that stops early is a cut connection: worth another attempt.
+            raise KlingDownloadError(
+                f"incomplete download of {url}: the server announced no size and the MP4 is not whole "
+                f"({problem}; {boxes.received} bytes received)",
+                retryable=True,
+            )
+        return
+    log.warning(
+        "%s came without a size and is not an MP4 (%s): its completeness cannot be checked",
+        url,
+        content_type or "no content type",
+    )
+
+
 def _attempt(
     client: httpx.Client,
     url: str,
@@ -110,6 +133,8 @@ def _attempt(
     *,
     expected_size: int | None,
     chunk_size: int,
+    overwrite: bool = True,
+    content_named: bool = False,
 ) -> DownloadResult:
     started = time.monotonic()
     tmp = temporary_sibling(final)
@@ -130,13 +155,16 @@ def _attempt(
                     f"but the server sends Content-Length={content_length}",
                     retryable=False,
                 )
+            boxes = Mp4Boxes() if content_length is None and expected_size is None else None
             digest = hashlib.sha256()
             size = 0
-            with tmp.fs.open(tmp.path, "wb") as fh:
+            with _open_for_writing(tmp, final) as fh:
                 for chunk in response.iter_bytes(chunk_size):
                     fh.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
+                    if boxes is not None:
+                        boxes.feed(chunk)
             content_type = response.headers.get("content-type")
         for label, expected in (("Content-Length", content_length), ("file_size", expected_size)):
             if expected is not None and size != expected:
@@ -145,11 +173,20 @@ def _attempt(
                     f"size mismatch for {url}: received {size} bytes, expected {expected} ({label})",
                     retryable=size < expected,
                 )
-        commit(tmp, final)
+        if boxes is not None:
+            _check_unsized(url, boxes, content_type, final)
+        sha256 = digest.hexdigest()
+        if content_named:
+            final = final.parent / f"{sha256[:16]}{posixpath.splitext(final.name)[1]}"
+            if final.fs.exists(final.path) and file_digest(final) == (size, sha256):
+                log.info("%s already holds these exact bytes; keeping it", final)
+                remove_quietly(tmp)
+                return DownloadResult(final, size, sha256, content_type, time.monotonic() - started)
+        commit(tmp, final, overwrite=overwrite, size=size, sha256=sha256)
     except BaseException:
         remove_quietly(tmp)
         raise
-    return DownloadResult(final, size, digest.hexdigest(), content_type, time.monotonic() - started)
+    return DownloadResult(final, size, sha256, content_type, time.monotonic() - started)
 
 
 def stream_to_storage(
@@ -161,6 +198,8 @@ def stream_to_storage(
     timeout: float = 120.0,
     attempts: int = 3,
     backoff: float = 1.0,
+    overwrite: bool = True,
+    content_named: bool = False,
 ) -> DownloadResult:
     """Download ``url`` into ``destination`` atomically, retrying transient failures.
 
@@ -171,6 +210,11 @@ def stream_to_storage(
     :param timeout: seconds allowed between two reads (and to connect).
     :param attempts: tries in all, for transport errors, truncated bodies, 408/429/5xx.
     :param backoff: first wait between tries in seconds, doubled each time (at most 30 s).
+    :param overwrite: replace an existing file, or fail if the name exists or another writer takes
+        it first (exclusive where the store allows it, see
+        :mod:`~airflow_provider_kling.operators._placement`).
+    :param content_named: name the file after its content: ``destination``'s folder and suffix with
+        the first 16 hex digits of its sha256 as the stem (for sources without a request id).
     """
     if not url.lower().startswith(("http://", "https://")):
         raise KlingDownloadError(f"source URL must be http:// or https://, got {url!r}", retryable=False)
@@ -193,12 +237,19 @@ def stream_to_storage(
         )
         try:
             result = retrying(
-                _attempt, client, url, destination, expected_size=expected_size, chunk_size=chunk_size
+                _attempt,
+                client,
+                url,
+                destination,
+                expected_size=expected_size,
+                chunk_size=chunk_size,
+                overwrite=overwrite,
+                content_named=content_named,
             )
         except httpx.TransportError as exc:
             raise KlingDownloadError(
                 f"download of {url} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
                 retryable=True,
             ) from exc
-    _record_lineage(destination)
+    _record_lineage(result.path)
     return result

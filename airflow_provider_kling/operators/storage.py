@@ -22,6 +22,7 @@ from airflow_provider_kling.operators._download import (
     DEFAULT_CHUNK_SIZE,
     KlingDownloadError,
     commit,
+    destination_error,
     ensure_parent,
     remove_quietly,
     stream_to_storage,
@@ -65,15 +66,17 @@ class VideoSource:
         value = self.info.get("content_type")
         return str(value) if value else None
 
-    def file_name(self) -> str:
-        """Name for a file saved into a folder: request ids are unique where fal's
-        ``file_name`` is not (every Kling output is called ``output.mp4``)."""
+    @property
+    def suffix(self) -> str:
         url_name = posixpath.basename(urlsplit(self.url).path)
         given = str(self.info.get("file_name") or url_name or "video.mp4")
-        suffix = posixpath.splitext(given)[1] or ".mp4"
-        if self.request_id:
-            return f"{self.request_id}{suffix}"
-        return given
+        return posixpath.splitext(given)[1] or ".mp4"
+
+    def file_name(self) -> str | None:
+        """Name for a file saved into a folder: ``<request_id>.mp4``, or None when the request is
+        unknown (the file is then named after its content). Never fal's ``file_name`` or the URL's
+        name: every Kling output is called ``output.mp4``, and one run would replace the last."""
+        return f"{self.request_id}{self.suffix}" if self.request_id else None
 
 
 def parse_source(source: Any) -> VideoSource:
@@ -106,6 +109,16 @@ def parse_source(source: Any) -> VideoSource:
     raise TypeError(
         f"source: expected a video URL or the Kling operator's result dict, got {type(source).__name__}"
     )
+
+
+def _upstream_task_id(source: Any) -> str | None:
+    """The task id behind an XCom reference such as ``generate.output["video_url"]``, if any."""
+    operator = getattr(source, "operator", None)
+    key = getattr(source, "key", None)
+    task_id = getattr(operator, "task_id", None)
+    if isinstance(key, str) and isinstance(task_id, str) and type(source).__name__ == "PlainXComArg":
+        return task_id
+    return None
 
 
 def _fal_file_info(video: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,13 +161,18 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
     :param destination: where to write: an ``ObjectStoragePath`` or a string such as
         ``file:///data/videos/``, ``s3://bucket/kling/{{ ds }}/``, ``/abs/path/clip.mp4``. A
         destination ending in ``/``, an existing folder, or a name without a suffix is a folder:
-        the file is then named ``<request_id>.mp4`` (or the URL's file name). Templated.
+        the file is then named ``<request_id>.mp4``. A plain URL source gets its request id from
+        the Kling task it comes from (``source=generate.output["video_url"]``); when there is none,
+        the file is named after its content (first 16 hex digits of its sha256), so two different
+        videos never share a name. Templated.
     :param destination_conn_id: Airflow connection for the store (e.g. ``aws_default``), when not
         given inside the path (``s3://conn_id@bucket/...``). Templated.
     :param sidecar: ``True`` writes ``<name>.json`` next to the video with the request id,
         endpoint, cost estimate, size, sha256 and Airflow run ids; a dict is written too, merged in
         (e.g. ``{"prompt": "..."}``). Templated.
-    :param overwrite: replace an existing file (default) or fail before downloading.
+    :param overwrite: replace an existing file (default, logged) or fail: before downloading when the
+        file exists, and at the final move when another task saved the same name meanwhile (only
+        one of racing writers succeeds).
     :param chunk_size: bytes per read/write.
     :param timeout: seconds allowed to connect and between two reads.
     :param download_attempts: tries in all for transient failures (cut connections, 5xx, 429).
@@ -185,6 +203,9 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
         if download_attempts < 1:
             raise ValueError(f"download_attempts must be at least 1, got {download_attempts}")
         self.source = source
+        # ``generate.output["video_url"]`` renders to a bare URL; remember which task it comes from
+        # so its request id can name the file.
+        self._source_task_id = _upstream_task_id(source)
         self.destination = destination
         self.destination_conn_id = destination_conn_id
         self.sidecar = sidecar
@@ -196,10 +217,19 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         video = parse_source(self.source)
-        target = self.resolve_destination(video)
-        if not self.overwrite and target.exists():
+        if video.request_id is None:
+            request_id = self._upstream_request_id(context)
+            if request_id:
+                video.info["request_id"] = request_id
+        target, content_named = self._target(video)
+        if not content_named and not self.overwrite and target.exists():
             raise FileExistsError(f"destination: {target} exists and overwrite=False")
-        self.log.info("Copying %s to %s", video.url, target)
+        if content_named:
+            self.log.info(
+                "Copying %s into %s (no request id: named after its sha256)", video.url, target.parent
+            )
+        else:
+            self.log.info("Copying %s to %s", video.url, target)
         result = stream_to_storage(
             video.url,
             target,
@@ -208,7 +238,10 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
             timeout=self.timeout,
             attempts=self.download_attempts,
             backoff=self.download_backoff,
+            overwrite=self.overwrite,
+            content_named=content_named,
         )
+        target = result.path
         rate = result.size / result.seconds / 1e6 if result.seconds > 0 else float("inf")
         self.log.info(
             "Saved %d bytes to %s in %.2f s (%.1f MB/s), sha256 %s",
@@ -233,7 +266,13 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
         return output
 
     def resolve_destination(self, video: VideoSource) -> ObjectStoragePath:
-        """The final file path: ``destination`` itself, or ``destination/<name>`` for a folder."""
+        """The final file path: ``destination`` itself, or ``destination/<request_id>.mp4`` for a
+        folder (``destination/<sha256>.mp4`` once downloaded, when the request id is unknown)."""
+        target, content_named = self._target(video)
+        return target.parent / f"<sha256>{video.suffix}" if content_named else target
+
+    def _target(self, video: VideoSource) -> tuple[ObjectStoragePath, bool]:
+        """The final path and whether its stem is still to be replaced by the content hash."""
         from airflow.sdk import ObjectStoragePath
 
         raw = self.destination
@@ -244,8 +283,23 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
         if self.destination_conn_id and isinstance(raw, ObjectStoragePath) and not raw.conn_id:
             path = ObjectStoragePath(str(raw), conn_id=self.destination_conn_id)
         if as_text.endswith("/") or not posixpath.splitext(path.name)[1] or path.is_dir():
-            return path / video.file_name()
-        return path
+            name = video.file_name()
+            if name is None:
+                return path / f"video{video.suffix}", True
+            return path / name, False
+        return path, False
+
+    def _upstream_request_id(self, context: Context) -> str | None:
+        """The request id the Kling task behind a bare-URL XCom source pushed (XCom ``request_id``)."""
+        ti = context.get("ti")
+        if self._source_task_id is None or ti is None:
+            return None
+        try:
+            value = ti.xcom_pull(task_ids=self._source_task_id, key="request_id")
+        except Exception:  # a lookup that fails only costs the nicer name
+            self.log.debug("Could not look up the request id of %s", self._source_task_id, exc_info=True)
+            return None
+        return value if isinstance(value, str) and value else None
 
     def _write_sidecar(
         self, target: ObjectStoragePath, video: VideoSource, output: dict[str, Any], context: Context
@@ -267,7 +321,11 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
         tmp = temporary_sibling(sidecar)
         ensure_parent(sidecar)
         try:
-            with tmp.fs.open(tmp.path, "w") as fh:
+            try:
+                fh = tmp.fs.open(tmp.path, "w")
+            except OSError as exc:
+                raise destination_error(sidecar, exc) from None
+            with fh:
                 json.dump(document, fh, indent=2, sort_keys=True, default=str)
             commit(tmp, sidecar)
         except BaseException:
