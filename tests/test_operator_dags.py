@@ -141,3 +141,88 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     assert f"cancellation of fal request {slow_id} requested (CANCELLATION_REQUESTED)" in log
     # nothing was submitted twice
     assert sum(emulator.submissions.values()) == 4
+
+
+def test_both_modes_return_the_same_url_sources_keep_both_videos_and_a_clear_never_pays_again(
+    airflow_db, emulator, fal_conn, tmp_path
+):
+    from datetime import datetime, timezone
+
+    from airflow_provider_kling.version_compat import AIRFLOW_V_3_3_PLUS
+
+    dag = _dag("kling_integrity")
+    folder = tmp_path / "videos"
+    conf = {"folder": f"{folder}/"}
+    days = [datetime(2026, 3, day, tzinfo=timezone.utc) for day in (1, 2)]
+    runs = [dag.test(logical_date=day, run_conf=conf) for day in days]
+    for dr in runs:
+        assert dr.state == "success", _states(dr)
+    assert sum(emulator.submissions.values()) == 4
+
+    differs = {"request_id", "video_url"}
+    deferred_outputs = []
+    for dr in runs:
+        sync, deferred = _xcom(dr, "sync_t2v"), _xcom(dr, "deferred_t2v")
+        # The same inputs give the same return value in both modes (not None under dag.test()).
+        assert {k: v for k, v in deferred.items() if k not in differs} == {
+            k: v for k, v in sync.items() if k not in differs
+        }
+        assert (deferred["duration"], deferred["cost_estimate"]) == (5, "0.225")
+        # The bare URL source got its request id from the task it came from: one file per video.
+        saved = _xcom(dr, "persist")
+        assert saved["request_id"] == deferred["request_id"]
+        assert saved["path"].endswith(f"/{deferred['request_id']}.mp4")
+        deferred_outputs.append(deferred)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{d['request_id']}.mp4" for d in deferred_outputs
+    )
+
+    # Clear the first run's tasks and run them again (dag.test() itself would replace the run).
+    cleared = _clear_and_rerun(dag, runs[0].run_id)
+    assert cleared.state == "success", _states(cleared)
+    if AIRFLOW_V_3_3_PLUS:
+        # The task state store kept both tasks' handles with their outputs: nothing is paid again.
+        assert sum(emulator.submissions.values()) == 4
+        assert _xcom(cleared, "deferred_t2v") == deferred_outputs[0]
+    else:
+        # Airflow < 3.3 keeps the handle in a Variable deleted on success: a clear generates anew.
+        assert sum(emulator.submissions.values()) == 6
+
+
+def _clear_and_rerun(dag, run_id: str) -> Any:
+    """What ``airflow tasks clear`` and the scheduler do to a finished run: the same run (and its
+    task state store rows) runs its cleared tasks again, through dag.test()'s own task runner."""
+    import time
+
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    from tests.airflow_compat import DagSerialization
+
+    session = settings.Session()
+    run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
+    clear_task_instances(
+        list(run.get_task_instances(session=session)), session, dag_run_state=DagRunState.RUNNING
+    )
+    session.commit()
+    run.dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    deadline = time.monotonic() + 120
+    while run.state == DagRunState.RUNNING and time.monotonic() < deadline:
+        session.expire_all()
+        schedulable, _ = run.update_state(session=session)
+        for ti in schedulable:
+            ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        scheduled = [
+            ti for ti in run.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED
+        ]
+        for ti in scheduled:
+            _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+        if not scheduled:
+            time.sleep(0.2)
+    return run

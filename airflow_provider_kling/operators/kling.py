@@ -66,6 +66,9 @@ __all__ = [
 ]
 
 DEFAULT_POLL_INTERVAL = 10.0
+# Failures after which the request is no longer running: fal ended the job (failed, rejected the
+# input at result time, never started it), or the timeout path has already cancelled it.
+_JOB_IS_OVER = (KlingRequestFailedError, KlingTimeoutError, KlingValidationError)
 DEFAULT_TIMEOUT = 3600.0
 
 
@@ -175,6 +178,9 @@ class KlingVideoOperator(BaseOperator):
         # The request this instance is responsible for, once it exists: what on_kill cancels.
         self._stored: StoredRequest | None = None
         self._finished = False
+        # The request that may still be running at fal while this try works with it: what a try
+        # that fails for good cancels (see _settle_after_failure).
+        self._at_stake: FalRequest | None = None
 
     @cached_property
     def hook(self) -> KlingHook:
@@ -210,19 +216,36 @@ class KlingVideoOperator(BaseOperator):
         wanted = fingerprint(endpoint_id, validated)
 
         state = self._reattach_state(context)
-        decision, previous = state.decide(self.hook, state.load(), wanted)
+        try:
+            return self._execute(context, state, endpoint_id, arguments, wanted)
+        except Exception as exc:
+            # Not TaskDeferred (a BaseException): a deferred task is still following its request.
+            self._settle_after_failure(context, state, exc)
+            raise
+
+    def _execute(
+        self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
+    ) -> dict[str, Any]:
+        loaded = state.load()
+        if loaded is not None and loaded.output is None and loaded.fingerprint == wanted:
+            # Until fal says otherwise, the earlier try's request may still be running.
+            self._at_stake = loaded.request
+        decision, previous = state.decide(self.hook, loaded, wanted)
+        self._at_stake = None
         if decision == "reuse" and previous is not None:
             output = self._reuse(context, state, previous)
             if output is not None:
                 return output
         if decision == "reattach" and previous is not None:
             stored = self._stored = previous
+            self._at_stake = stored.request
             completion.push_request_xcoms(context, self.hook, stored.request, self.log)
         else:
             stored = self._submit(context, state, endpoint_id, arguments, wanted)
 
         if not self.wait_for_completion:
             state.finish(stored)
+            self._at_stake = None
             return completion.pending_output(
                 stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate
             )
@@ -260,6 +283,7 @@ class KlingVideoOperator(BaseOperator):
             priority=self.priority,
             start_timeout=self.start_timeout,
         )
+        self._at_stake = request
         stored = self._stored = StoredRequest(
             request=request,
             fingerprint=wanted,
@@ -275,6 +299,7 @@ class KlingVideoOperator(BaseOperator):
                 "Could not record fal request %s for retries; cancelling it so a retry cannot pay twice",
                 request.request_id,
             )
+            self._at_stake = None
             self._cancel_quietly(request)
             raise
         completion.push_request_xcoms(context, hook, request, self.log)
@@ -357,15 +382,48 @@ class KlingVideoOperator(BaseOperator):
         deferral kwargs, never from attributes set in ``execute``.
         """
         event = completion.validate_event(event)
-        previous = StoredRequest.from_json(stored)
-        if previous is None or previous.request.request_id != event["request_id"]:
-            # The event's ids are the truth; the kwargs only add cost and duration when they match.
-            request = self.hook.request_from_id(str(event.get("endpoint_id")), event["request_id"])
-            previous = StoredRequest(request=request, fingerprint="", submitted_at=time.time())
-        self._stored = previous
+        state = self._reattach_state(context)
+        previous = self._stored = self._handle_for_event(event, stored, state)
         self.raise_for_event(context, event, previous.request)
         result = self.hook.get_result(previous.request)
-        return self._finish(context, self._reattach_state(context), previous, self._output(previous, result))
+        return self._finish(context, state, previous, self._output(previous, result))
+
+    def _handle_for_event(
+        self, event: dict[str, Any], stored: dict[str, Any] | None, state: ReattachState
+    ) -> StoredRequest:
+        """The handle ``execute`` stored for the event's request, the same in every mode.
+
+        The deferral kwargs carry it under a real triggerer, but ``dag.test()`` resumes the task
+        with the event alone; then the reattach store has it. Without either (no store), it is
+        rebuilt from this task's own inputs, so the stored fingerprint, cost estimate and duration
+        (and the return value) never depend on how the task was run.
+        """
+        request_id = event["request_id"]
+        for candidate in (StoredRequest.from_json(stored), state.load()):
+            if candidate is not None and candidate.request.request_id == request_id:
+                return candidate
+        # The event's ids are the truth: the request is the one the trigger followed.
+        request = self.hook.request_from_id(str(event.get("endpoint_id")), request_id)
+        return self._describe(request)
+
+    def _describe(self, request: FalRequest) -> StoredRequest:
+        """A handle for ``request`` with the fingerprint, cost and duration of this task's inputs."""
+        from airflow_provider_kling.models import estimate_cost, validate_arguments
+
+        endpoint_id, arguments = self.build_request()
+        validated = validate_arguments(endpoint_id, arguments)
+        try:
+            cost = estimate_cost(endpoint_id, validated, prices=self.hook.prices)
+        except KlingError as exc:  # a bad price override was logged at submit; no reason to fail now
+            self.log.warning("No cost estimate: %s", exc)
+            cost = None
+        return StoredRequest(
+            request=request,
+            fingerprint=fingerprint(endpoint_id, validated),
+            submitted_at=time.time(),
+            cost_estimate=completion.cost_to_str(cost),
+            duration=completion.requested_duration(validated),
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Cancel the request when Airflow's deferral backstop fires instead of the trigger's event.
@@ -392,12 +450,8 @@ class KlingVideoOperator(BaseOperator):
             self._cancel_and_raise_timeout(request, str(event.get("message")))
         if event.get("source") == "job":
             completion.raise_job_failure(self.hook, request, event.get("message"), event.get("error_type"))
-        # Polling trouble: the request may still be running. A retry that reattaches will keep
-        # following it; without one, cancel it rather than leave a paid orphan.
-        ti = context.get("ti")
-        will_retry = ti is not None and ti.try_number <= getattr(ti, "max_tries", 0)
-        if not (will_retry and self.reattach_on_retry):
-            self._cancel_quietly(request)
+        # Polling trouble: the request may still be running (the same decision as a sync wait).
+        self._settle(context, self._reattach_state(context), request)
         raise KlingError(
             str(event.get("message")), request_id=request.request_id, error_type=event.get("error_type")
         )
@@ -425,6 +479,27 @@ class KlingVideoOperator(BaseOperator):
             f"{message}; cancellation of fal request {request.request_id} requested ({outcome})",
             request_id=request.request_id,
         )
+
+    def _settle_after_failure(self, context: Context, state: ReattachState, exc: Exception) -> None:
+        """``execute`` failed: settle the request it may have left running (see :meth:`_settle`)."""
+        request, self._at_stake = self._at_stake, None
+        if request is None or self._finished or isinstance(exc, _JOB_IS_OVER):
+            return
+        self._settle(context, state, request)
+
+    def _settle(self, context: Context, state: ReattachState, request: FalRequest) -> None:
+        """The task is failing while ``request`` may still run at fal. One rule for every mode:
+        when another try will follow it (a retry is coming and can find the handle), leave it
+        running; when this try fails for good, cancel it rather than leave a paid orphan."""
+        rid = request.request_id
+        if self.reattach_on_retry and state.backend is not None and completion.retry_coming(context):
+            self.log.warning(
+                "Leaving fal request %s running: the task will be retried and the next try follows it", rid
+            )
+            return
+        self.log.error("The task fails for good while fal request %s may still run; cancelling it", rid)
+        outcome = self._cancel_quietly(request)
+        self.log.warning("Cancellation of fal request %s after the failure: %s", rid, outcome)
 
     def _cancel_quietly(self, request: FalRequest) -> str:
         """Best-effort cancel (the hook logs the outcome); never raises over the error being reported."""
