@@ -18,7 +18,7 @@ from airflow_provider_kling.exceptions import (
     KlingServerError,
     KlingValidationError,
 )
-from airflow_provider_kling.protocol import errors
+from airflow_provider_kling.protocol import errors, redact
 from airflow_provider_kling.protocol.config import FalSettings
 from airflow_provider_kling.protocol.endpoints import derive_request, parse_endpoint_id, submit_url
 from airflow_provider_kling.protocol.headers import auth_headers, check_webhook_url, submit_headers
@@ -134,8 +134,11 @@ class QueueProtocol:
             )
         if not response.is_success:
             # 4xx: fal refused the submit, so no job was created.
-            raise errors.error_from_response(
-                response, operation="submit", endpoint_id=endpoint_id, secrets=self.secrets
+            raise redact.error(
+                errors.error_from_response(
+                    response, operation="submit", endpoint_id=endpoint_id, secrets=self.secrets
+                ),
+                self.secrets,
             )
         body = errors.json_object(response)
         request_id = body.get("request_id") if body else None
@@ -192,6 +195,7 @@ class QueueProtocol:
         )
 
     def parse_status(self, response: httpx.Response, request: FalRequest) -> RequestStatus:
+        """One polled status; its log lines and error text come back without the key."""
         if not response.is_success:
             raise self.http_error(response, "status", request)
         try:
@@ -203,7 +207,7 @@ class QueueProtocol:
                 endpoint_id=request.endpoint_id,
                 request_id=request.request_id,
             ) from None
-        return parse_status(payload, request_id=request.request_id)
+        return self._status(payload, request)
 
     def parse_status_event(self, data: str, request: FalRequest) -> RequestStatus:
         """One SSE event's ``data`` (a status object)."""
@@ -214,7 +218,14 @@ class QueueProtocol:
                 f"fal status stream of request {request.request_id} sent an event that is not JSON",
                 request_id=request.request_id,
             ) from None
-        return parse_status(payload, request_id=request.request_id)
+        return self._status(payload, request)
+
+    def _status(self, payload: Any, request: FalRequest) -> RequestStatus:
+        try:
+            parsed = parse_status(payload, request_id=request.request_id)
+        except KlingError as exc:  # e.g. an unknown status word, quoted from fal's answer
+            raise redact.error(exc, self.secrets) from None
+        return redact.status(parsed, self.secrets)
 
     def status_call(self, request: FalRequest, *, logs: bool = True) -> QueueCall[RequestStatus]:
         """One status poll (``logs``: ask for the log window)."""
@@ -254,7 +265,8 @@ class QueueProtocol:
                 endpoint_id=request.endpoint_id,
                 request_id=request.request_id,
             )
-        return body
+        # fal echoes inputs in results; the XCom and the logs must not carry the key.
+        return cast(dict[str, Any], redact.value(body, self.secrets))
 
     def cancel_request(self, request: FalRequest) -> httpx.Request:
         return httpx.Request("PUT", request.cancel_url, headers=self._headers())
@@ -282,7 +294,9 @@ class QueueProtocol:
         }
 
     def http_error(self, response: httpx.Response, operation: str, request: FalRequest) -> KlingError:
-        return errors.error_from_response(response, **self._about(operation, request))
+        return redact.error(
+            errors.error_from_response(response, **self._about(operation, request)), self.secrets
+        )
 
     def transport_failure(self, exc: httpx.HTTPError, operation: str, request: FalRequest) -> KlingError:
         return errors.transport_error(exc, **self._about(operation, request))

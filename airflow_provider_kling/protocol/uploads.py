@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_kling.exceptions import KlingError
-from airflow_provider_kling.protocol import errors
+from airflow_provider_kling.protocol import errors, redact
 from airflow_provider_kling.protocol.config import FalSettings
 from airflow_provider_kling.protocol.headers import anonymous_headers, auth_headers
 
@@ -96,7 +96,10 @@ class UploadProtocol:
         return (self.settings.key,) if self.settings.key else ()
 
     def _fail(self, response: httpx.Response, step: str) -> KlingError:
-        return errors.error_from_response(response, operation=f"upload ({step})", secrets=self.secrets)
+        return redact.error(
+            errors.error_from_response(response, operation=f"upload ({step})", secrets=self.secrets),
+            self.secrets,
+        )
 
     def _missing(self, step: str, what: str) -> KlingError:
         return errors.protocol_error(f"the answer has no {what}", operation=f"upload ({step})")
