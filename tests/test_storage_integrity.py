@@ -158,3 +158,27 @@ def test_two_url_sources_into_one_folder_keep_both_videos(media, tmp_path):
     again = _op(source=f"{media.url}/video/output.mp4?size=4000", destination=folder).execute({})
     assert again["path"] == first["path"]
     assert len(_files(tmp_path / "videos")) == 2
+
+
+def test_object_store_without_exclusive_move_checks_the_bytes_after_it():
+    """fsspec's in-memory store has no exclusive move: the name is checked before the move and the
+    object re-read after it; bytes that are not this writer's mean it lost a race."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_kling.operators._placement import commit
+
+    attach(protocol="memory", fs=MemoryFileSystem())
+    final = ObjectStoragePath("memory://race-bucket/clip.mp4")
+    final.write_bytes(b"the winner's video")
+    tmp = ObjectStoragePath("memory://race-bucket/.clip.mp4.1.part")
+    tmp.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        commit(tmp, final, overwrite=False, size=4, sha256=hashlib.sha256(b"mine").hexdigest())
+    assert final.read_bytes() == b"the winner's video"
+
+    final.unlink()
+    # What a writer finds after its move when another one replaced the object in between.
+    with pytest.raises(KlingDownloadError, match=r"Another writer replaced .*clip\.mp4"):
+        commit(tmp, final, overwrite=False, size=4, sha256=hashlib.sha256(b"theirs").hexdigest())
