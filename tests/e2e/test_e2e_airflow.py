@@ -168,32 +168,6 @@ def test_triggerer_crash_while_deferred_does_not_pay_twice(stack, emu):
     emu.queue_delay, emu.processing_time = 0.0, 0.5
 
 
-def test_clearing_a_succeeded_deferrable_task_reuses_its_video(stack, emu):
-    """Runs after the crash test: its deferrable ``generate`` succeeded; clear it and let the
-    scheduler run it again. The retry finds the handle execute_complete stored (with the inputs'
-    fingerprint) and reuses the video: no new submission."""
-    dag_id, run_id = "example_kling_image_to_video", "e2e_restart"
-    first = stack.xcom(dag_id, run_id, "generate")
-    before = dict(emu.submissions)
-    response = stack.api.post(
-        f"/dags/{dag_id}/clearTaskInstances",
-        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["generate"], "only_failed": False},
-    )
-    response.raise_for_status()
-    deadline = time.monotonic() + 120
-    generate: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        generate = next(ti for ti in stack.task_instances(dag_id, run_id) if ti["task_id"] == "generate")
-        if generate["try_number"] >= 2 and generate["state"] in ("success", "failed"):
-            break
-        time.sleep(1)
-    assert generate.get("state") == "success", generate
-    assert emu.submissions == before  # nothing paid again
-    assert stack.xcom(dag_id, run_id, "generate") == first
-    [log] = stack.task_log_files(dag_id, run_id, "generate", "attempt=2.log")
-    assert f"Reusing the video of fal request {first['request_id']} from an earlier try" in log.read_text()
-
-
 def _review_detail(stack: AirflowStack, run_id: str) -> dict[str, Any]:
     stack.wait_task_state("example_kling_human_review", run_id, "review", {"awaiting_input"}, timeout=120)
     # Answer like a human, not within milliseconds: Airflow 3.3.2 fails the task if the response
@@ -336,3 +310,30 @@ def test_ui_task_log_shows_queue_position_and_progress(stack, browser):
     browser.wait_text(f"fal request {request_id}", timeout=45)
     assert "in queue, position" in browser.text()
     browser.screenshot(ARTIFACTS / "ui-task-log-progress.png")
+
+
+def test_clearing_a_succeeded_deferrable_task_reuses_its_video(stack, emu):
+    """Runs last (it adds a try to the crash test's run, whose try-1 log the UI test reads): the
+    deferrable ``generate`` of the crash test succeeded; clear it and let the
+    scheduler run it again. The retry finds the handle execute_complete stored (with the inputs'
+    fingerprint) and reuses the video: no new submission."""
+    dag_id, run_id = "example_kling_image_to_video", "e2e_restart"
+    first = stack.xcom(dag_id, run_id, "generate")
+    before = dict(emu.submissions)
+    response = stack.api.post(
+        f"/dags/{dag_id}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["generate"], "only_failed": False},
+    )
+    response.raise_for_status()
+    deadline = time.monotonic() + 120
+    generate: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        generate = next(ti for ti in stack.task_instances(dag_id, run_id) if ti["task_id"] == "generate")
+        if generate["try_number"] >= 2 and generate["state"] in ("success", "failed"):
+            break
+        time.sleep(1)
+    assert generate.get("state") == "success", generate
+    assert emu.submissions == before  # nothing paid again
+    assert stack.xcom(dag_id, run_id, "generate") == first
+    [log] = stack.task_log_files(dag_id, run_id, "generate", "attempt=2.log")
+    assert f"Reusing the video of fal request {first['request_id']} from an earlier try" in log.read_text()
