@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_kling.deadline import wait_within
 from airflow_provider_kling.exceptions import (
     KlingAuthenticationError,
     KlingConfigurationError,
@@ -301,8 +302,9 @@ class KlingRequestTrigger(BaseTrigger):
                     if remaining is not None and remaining <= 0:
                         return self._timeout_event()
                     try:
-                        # wait_for enforces the deadline even while a stream sits idle between events.
-                        status: RequestStatus = await asyncio.wait_for(stream.__anext__(), timeout=remaining)
+                        # The deadline holds even while a stream sits idle between events; unlike
+                        # asyncio.wait_for (<= 3.11), wait_within never swallows the triggerer's cancel.
+                        status: RequestStatus = await wait_within(stream.__anext__(), remaining)
                     except asyncio.TimeoutError:
                         return self._timeout_event()
                     except StopAsyncIteration:
@@ -376,7 +378,7 @@ class KlingRequestTrigger(BaseTrigger):
         hook = None
         try:
             hook = self._hook()
-            outcome = await asyncio.wait_for(hook.acancel(self.request), timeout=_CANCEL_TIMEOUT)
+            outcome = await wait_within(hook.acancel(self.request), _CANCEL_TIMEOUT)
             self.log.info("Cancelled fal request %s on kill: %s", self.request_id, outcome)
         except Exception as exc:
             self.log.warning("Could not cancel fal request %s on kill: %s", self.request_id, exc)
