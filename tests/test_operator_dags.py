@@ -135,10 +135,19 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     assert "KlingRequestFailedError" in log
     # a 422 at result time names the field and fal's error type
     assert "KlingValidationError" in log and "image_url" in log and "file_download_error" in log
-    # execution_timeout while deferred: the trigger's timeout event, then a cancel
+    assert sum(emulator.submissions.values()) == 3
+
+    # execution_timeout while deferred: the trigger's timeout event, then a cancel. The job never
+    # finishes on its own (it used to take 2 s, and a slow resume, e.g. Airflow 3.1's dag.test
+    # rebuilding its in-process API for every task run, let it complete before the cancel).
+    emulator.processing_time = 3600
+    dr = _dag("kling_deadline").test()
+    assert _states(dr) == {"too_slow": "failed"}
+    log = capsys.readouterr().out
     slow_id = _xcom(dr, "too_slow", "request_id")
     assert emulator.cancellations[slow_id] == 1
     assert f"cancellation of fal request {slow_id} requested (CANCELLATION_REQUESTED)" in log
+    assert "KlingTimeoutError" in log
     # nothing was submitted twice
     assert sum(emulator.submissions.values()) == 4
 
