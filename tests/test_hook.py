@@ -162,16 +162,17 @@ def test_retries_stop_after_the_budget(hook, emulator):
     assert emulator.requests["cancel"] == FAST.max_attempts
 
 
-def test_fal_own_errors_and_garbage_are_not_retried(hook, emulator):
+def test_status_hiccups_are_retried_and_persistent_ones_are_unclear_not_failed(hook, emulator):
     request = hook.submit(T2V, {"prompt": "x"})
-    emulator.inject("server_500", route="status")
-    with pytest.raises(KlingServerError):
+    for kind in ("server_500", "malformed_json"):
+        emulator.inject(kind, route="status")
+        assert hook.get_status(request).request_id == request.request_id
+    assert emulator.requests["status"] == 4
+    emulator.inject("server_500", route="status", times=None)
+    with pytest.raises(KlingServerError, match=r"answer to the status of .* was unclear") as exc:
         hook.get_status(request)
-    assert emulator.requests["status"] == 1
-    emulator.inject("malformed_json", route="status")
-    with pytest.raises(KlingServerError, match="not JSON"):
-        hook.get_status(request)
-    assert emulator.requests["status"] == 2
+    assert "does not mean the job failed" in str(exc.value)
+    assert emulator.requests["status"] == 4 + FAST.max_attempts
 
 
 @pytest.mark.parametrize(

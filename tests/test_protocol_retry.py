@@ -24,49 +24,73 @@ def exc(cls: type[httpx.TransportError], *, headers: dict[str, str] | None = Non
     return cls("boom", request=httpx.Request("POST", URL, headers=headers))
 
 
+CLOUDFLARE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
+FAL_JSON = '{"detail": "Runner disconnected", "error_type": "runner_disconnected"}'
+
+
+# Columns: read (status, cancel, result after COMPLETED without error), idempotent (uploads, and a result
+# that may be the job's own error), submit.
 @pytest.mark.parametrize(
-    ("outcome", "idempotent", "submit"),
+    ("outcome", "read", "idempotent", "submit"),
     [
-        (lambda: resp(408), True, False),
-        (lambda: resp(409), True, False),
-        (lambda: resp(429, headers={"Retry-After": "1"}), True, True),
-        (lambda: resp(502, text=NGINX), True, False),
-        (lambda: resp(503, text=NGINX.replace("502", "503")), True, False),
-        (lambda: resp(504, text=NGINX.replace("502", "504")), True, False),
-        # fal's own 5xx carries a request id: not an ingress error.
-        (lambda: resp(503, text=NGINX, headers={"x-fal-request-id": "r"}), False, False),
-        # 502 without "nginx" in the body is not recognisably the ingress.
-        (lambda: resp(502, text='{"detail": "bad gateway"}'), False, False),
+        (lambda: resp(408), True, True, False),
+        (lambda: resp(409), True, True, False),
+        (lambda: resp(429, headers={"Retry-After": "1"}), True, True, True),
+        (lambda: resp(502, text=NGINX), True, True, False),
+        (lambda: resp(503, text=NGINX.replace("502", "503")), True, True, False),
+        (lambda: resp(504, text=NGINX.replace("502", "504")), True, True, False),
+        # A gateway page is a gateway page whoever wrote it: no "nginx" needed.
+        (lambda: resp(502, text=CLOUDFLARE, headers={"content-type": "text/html"}), True, True, False),
+        (lambda: resp(503, text="Service Unavailable"), True, True, False),
+        (lambda: resp(504, text=""), True, True, False),
+        # fal's own JSON 5xx: transient for a read; final for an upload or a result that may be the job's error.
+        (lambda: resp(503, text=FAL_JSON, headers={"x-fal-request-id": "r"}), True, False, False),
+        (lambda: resp(503, text=NGINX, headers={"x-fal-request-id": "r"}), True, False, False),
+        (lambda: resp(502, text='{"detail": "bad gateway"}'), True, False, False),
+        (lambda: resp(500, text='{"detail": "Internal Server Error"}'), True, False, False),
         # The user's own start deadline: never retried.
-        (lambda: resp(504, text=NGINX, headers={"X-Fal-Request-Timeout-Type": "user"}), False, False),
-        (lambda: resp(500, text='{"detail": "Internal Server Error"}'), False, False),
-        (lambda: resp(400), False, False),
-        (lambda: resp(401), False, False),
-        (lambda: resp(403), False, False),
-        (lambda: resp(404), False, False),
-        (lambda: resp(422), False, False),
-        (lambda: resp(200), False, False),
-        (lambda: exc(httpx.ConnectError), True, True),
-        (lambda: exc(httpx.ConnectTimeout), True, True),
-        (lambda: exc(httpx.PoolTimeout), True, True),
-        (lambda: exc(httpx.ReadTimeout), True, False),
-        (lambda: exc(httpx.ReadError), True, False),
-        (lambda: exc(httpx.WriteError), True, False),
-        (lambda: exc(httpx.RemoteProtocolError), True, False),
-        (lambda: exc(httpx.ReadTimeout, headers={"X-Fal-Request-Timeout": "30.0"}), False, False),
+        (
+            lambda: resp(504, text=NGINX, headers={"X-Fal-Request-Timeout-Type": "user"}),
+            False,
+            False,
+            False,
+        ),
+        (lambda: resp(400), False, False, False),
+        (lambda: resp(401), False, False, False),
+        (lambda: resp(403), False, False, False),
+        (lambda: resp(404), False, False, False),
+        (lambda: resp(422), False, False, False),
+        (lambda: resp(200), False, False, False),
+        # A 2xx that breaks the protocol (truncated JSON, an HTML page): a read tries again.
+        (lambda: resp(200, text='{"status": "IN_QUEUE", "request_id": "'), True, False, False),
+        (lambda: resp(202, text="<html>ok</html>"), True, False, False),
+        (lambda: resp(200, text="[1, 2]"), True, False, False),
+        (lambda: exc(httpx.ConnectError), True, True, True),
+        (lambda: exc(httpx.ConnectTimeout), True, True, True),
+        (lambda: exc(httpx.PoolTimeout), True, True, True),
+        (lambda: exc(httpx.ReadTimeout), True, True, False),
+        (lambda: exc(httpx.ReadError), True, True, False),
+        (lambda: exc(httpx.WriteError), True, True, False),
+        (lambda: exc(httpx.RemoteProtocolError), True, True, False),
+        (
+            lambda: exc(httpx.ReadTimeout, headers={"X-Fal-Request-Timeout": "30.0"}),
+            False,
+            False,
+            False,
+        ),
         # Our own side fails the same way every time.
-        (lambda: exc(httpx.UnsupportedProtocol), False, False),
-        (lambda: exc(httpx.LocalProtocolError), False, False),
+        (lambda: exc(httpx.UnsupportedProtocol), False, False, False),
+        (lambda: exc(httpx.LocalProtocolError), False, False, False),
     ],
 )
-def test_retry_predicate_table(outcome, idempotent, submit):
+def test_retry_predicate_table(outcome, read, idempotent, submit):
     value = outcome()
-    if isinstance(value, httpx.Response):
-        assert should_retry_response(value, kind="idempotent") is idempotent
-        assert should_retry_response(value, kind="submit") is submit
-    else:
-        assert should_retry_exception(value, kind="idempotent") is idempotent
-        assert should_retry_exception(value, kind="submit") is submit
+    expected = {"read": read, "idempotent": idempotent, "submit": submit}
+    for kind, retry in expected.items():
+        if isinstance(value, httpx.Response):
+            assert should_retry_response(value, kind=kind) is retry, kind
+        else:
+            assert should_retry_exception(value, kind=kind) is retry, kind
 
 
 def scripted(*outcomes):

@@ -104,12 +104,30 @@ def test_request_unknown_to_fal_is_resubmitted(emulator, fal_conn):
     assert emulator.submissions[T2V] == 2
 
 
-def test_unclear_status_raises_instead_of_paying_again(emulator, fal_conn):
+def test_unclear_status_raises_instead_of_paying_again(emulator, fal_conn, monkeypatch):
+    monkeypatch.setattr(KlingHook, "default_retry_policy", FAST_RETRIES)
     _, store = _previous_try(emulator)
-    emulator.inject("server_500", route="status", times=1)
-    with pytest.raises(KlingServerError):
+    emulator.inject("server_500", route="status", times=None)
+    with pytest.raises(KlingServerError, match="unclear"):
         _retry(store)
     assert emulator.submissions[T2V] == 1
+    assert emulator.requests["status"] == FAST_RETRIES.max_attempts
+
+
+def test_unclear_result_of_a_completed_request_raises_instead_of_paying_again(
+    emulator, fal_conn, monkeypatch
+):
+    """COMPLETED without error, then the result GET keeps failing: a hiccup, not a reason to pay again."""
+    monkeypatch.setattr(KlingHook, "default_retry_policy", FAST_RETRIES)
+    request, store = _previous_try(emulator)
+    deadline = time.monotonic() + 10
+    while emulator.job_state(request.request_id) != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    emulator.inject("server_500", route="result", times=None)
+    with pytest.raises(KlingServerError, match="unclear"):
+        _retry(store)
+    assert emulator.submissions[T2V] == 1
+    assert emulator.requests["result"] == FAST_RETRIES.max_attempts
 
 
 def test_reattach_can_be_switched_off(emulator, fal_conn):

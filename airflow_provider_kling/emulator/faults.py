@@ -24,6 +24,7 @@ KINDS: frozenset[str] = frozenset(
         "nginx_502",
         "nginx_503",
         "nginx_504",
+        "gateway_html",
         "server_500",
         "reset",
         "reset_after_accept",
@@ -46,7 +47,8 @@ class Fault:
     :param kind: one of :data:`KINDS`.
     :param route: a route name or ``"any"``.
     :param times: how many matching requests it hits; None = until reset.
-    :param params: kind parameters (``retry_after``, ``delay``, ``status_code``).
+    :param params: kind parameters (``retry_after``, ``delay``, ``status_code`` of ``server_500``,
+        ``gateway_html`` and ``malformed_json``).
     """
 
     kind: str
@@ -108,6 +110,17 @@ def fault_response(fault: Fault, request_id: str | None = None) -> Response:
         body = (
             f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
             "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        return Response(body, status_code=code, media_type="text/html")
+    if fault.kind == "gateway_html":
+        # Another proxy's error page (a CDN or load balancer in front of the edge): HTML without the
+        # word "nginx" and without fal's request id.
+        code = int(fault.params.get("status_code", 502))
+        title = _NGINX_TITLES.get(code, f"{code} Error").split(" ", 1)[1]
+        body = (
+            f"<!DOCTYPE html><html><head><title>{code} {title}</title></head><body>"
+            f"<h1>{title}</h1><p>The upstream server did not answer in time or answered badly. "
+            "Please try again in a few minutes.</p><p>Error reference: edge-7f3a</p></body></html>"
         )
         return Response(body, status_code=code, media_type="text/html")
     if fault.kind == "server_500":

@@ -220,12 +220,12 @@ class KlingHook(BaseHook):
     def _respond(self, call: QueueCall[Any]) -> httpx.Response:
         """The call's final response (after retries), any status; transport failures mapped."""
         try:
-            return self._send(call.request, label=call.label)
+            return self._send(call.request, kind=call.kind, label=call.label)
         except httpx.HTTPError as exc:
             raise call.transport_failure(exc) from exc
 
     def _run(self, call: QueueCall[T]) -> T:
-        return call.parse(self._respond(call))
+        return call.finish(self._respond(call))
 
     # -- queue (sync) ---------------------------------------------------------------------------
     def submit(
@@ -266,9 +266,14 @@ class KlingHook(BaseHook):
         """One status poll. Logs are a sliding window: dedupe them with :class:`LogDeduper`."""
         return self._run(self._queue.status_call(request, logs=logs))
 
-    def get_result(self, request: FalRequest) -> dict[str, Any]:
-        """The output of a COMPLETED request; a failed job raises its mapped error."""
-        return self._run(self._queue.result_call(request))
+    def get_result(self, request: FalRequest, *, status: RequestStatus | None = None) -> dict[str, Any]:
+        """The output of a COMPLETED request; a failed job raises its mapped error.
+
+        :param status: the COMPLETED status seen before, if any: when it carries no ``error``, a 5xx,
+            gateway page or malformed body is retried and, if it persists, raised as
+            :class:`KlingServerError` saying fal's answer was unclear (never as a failed job).
+        """
+        return self._run(self._queue.result_call(request, status=status))
 
     def cancel(self, request: FalRequest) -> CancelOutcome:
         """Ask fal to cancel; returns CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND."""
@@ -306,7 +311,7 @@ class KlingHook(BaseHook):
                 self.log.info("fal request %s is %s", request.request_id, status.status)
                 last_state = status.status
             if status.done:
-                result = self.get_result(request)
+                result = self.get_result(request, status=status)
                 if status.failed:
                     # fal answers a failed job's result GET with its error, which get_result raises;
                     # a 200 there would be a protocol oddity, and must still not pass as a success.
@@ -412,20 +417,22 @@ class KlingHook(BaseHook):
     async def _arun(self, call: QueueCall[T]) -> T:
         client = await self._aget_client()
         try:
-            response: httpx.Response = await self.retry_policy.async_retrying("idempotent", call.label)(
+            response: httpx.Response = await self.retry_policy.async_retrying(call.kind, call.label)(
                 client.send, call.request
             )
         except httpx.HTTPError as exc:
             raise call.transport_failure(exc) from exc
-        return call.parse(response)
+        return call.finish(response)
 
     async def aget_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
         """Async :meth:`get_status`."""
         return await self._arun((await self._aqueue()).status_call(request, logs=logs))
 
-    async def aget_result(self, request: FalRequest) -> dict[str, Any]:
+    async def aget_result(
+        self, request: FalRequest, *, status: RequestStatus | None = None
+    ) -> dict[str, Any]:
         """Async :meth:`get_result`."""
-        return await self._arun((await self._aqueue()).result_call(request))
+        return await self._arun((await self._aqueue()).result_call(request, status=status))
 
     async def acancel(self, request: FalRequest) -> CancelOutcome:
         """Async :meth:`cancel`."""

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_kling.exceptions import KlingError, KlingRequestFailedError, KlingServerError
-from airflow_provider_kling.protocol.types import FalRequest
+from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
 from airflow_provider_kling.triggers.kling import TRIGGER_EVENT_STATUSES
 
 if TYPE_CHECKING:
@@ -140,6 +140,16 @@ def push_request_xcoms(context: Any, hook: KlingHook, request: FalRequest, log: 
         return
     if dashboard_url:
         ti.xcom_push(key=XCOM_FAL_REQUEST_URL, value=dashboard_url)
+
+
+def fetch_result(hook: KlingHook, request: FalRequest) -> dict[str, Any]:
+    """The result of a request fal reported COMPLETED without an error.
+
+    Said so to the hook: a 5xx, gateway page or malformed body on this GET is then a hiccup, retried
+    and, if it persists, reported as an unclear answer, never as a failed job (nor a reason to pay
+    for a new one).
+    """
+    return hook.get_result(request, status=RequestStatus("COMPLETED", request.request_id))
 
 
 def raise_job_failure(hook: KlingHook, request: FalRequest, message: Any, error_type: Any) -> NoReturn:

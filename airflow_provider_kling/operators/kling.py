@@ -313,7 +313,7 @@ class KlingVideoOperator(BaseOperator):
         output = previous.output
         if output is None:
             try:
-                result = self.hook.get_result(previous.request)
+                result = completion.fetch_result(self.hook, previous.request)
             except (KlingNotFoundError, KlingRequestFailedError, KlingValidationError) as exc:
                 # fal answered: the result is gone or the job failed after all. Trouble reaching fal
                 # (ingress 5xx, transport, 429) proves nothing and is raised: paying again on a
@@ -385,7 +385,7 @@ class KlingVideoOperator(BaseOperator):
         state = self._reattach_state(context)
         previous = self._stored = self._handle_for_event(event, stored, state)
         self.raise_for_event(context, event, previous.request)
-        result = self.hook.get_result(previous.request)
+        result = completion.fetch_result(self.hook, previous.request)
         return self._finish(context, state, previous, self._output(previous, result))
 
     def _handle_for_event(

@@ -81,13 +81,18 @@ def parse_retryable(value: str | None) -> bool | None:
     return None
 
 
+def is_gateway_error(response: httpx.Response) -> bool:
+    """An error page from a proxy in front of fal (its nginx ingress, a CDN, a load balancer), not an
+    answer from fal itself: a 5xx without ``x-fal-request-id`` whose body is not JSON (an HTML page,
+    plain text or nothing), whatever server wrote it."""
+    if response.status_code < 500 or HEADER_FAL_REQUEST_ID in response.headers:
+        return False
+    return _body_json(response) is None
+
+
 def is_ingress_error(response: httpx.Response) -> bool:
-    """A 502/503/504 produced by fal's nginx ingress, not by fal itself (no request id, "nginx" body)."""
-    if response.status_code not in (502, 503, 504):
-        return False
-    if HEADER_FAL_REQUEST_ID in response.headers:
-        return False
-    return "nginx" in _body_text(response).lower()
+    """A 502/503/504 gateway page (fal-client's "ingress error"); see :func:`is_gateway_error`."""
+    return response.status_code in (502, 503, 504) and is_gateway_error(response)
 
 
 def _body_text(response: httpx.Response) -> str:
@@ -160,7 +165,7 @@ def response_text(response: httpx.Response) -> tuple[str, Any]:
     text = _short(_body_text(response))
     if not text:
         text = response.reason_phrase or "no response body"
-    if is_ingress_error(response):
+    if is_gateway_error(response):
         text = f"fal's gateway answered {response.status_code} ({text})"
     return text, None
 
@@ -231,7 +236,8 @@ def error_from_response(
         )
     if code == 504 and HEADER_TIMEOUT_TYPE in response.headers:
         return KlingTimeoutError(message + " (the request did not start before its start_timeout)", **common)
-    if is_ingress_error(response):
+    if is_gateway_error(response):
+        # A proxy's page says nothing about the job, even on a result GET.
         return KlingServerError(message, **common)
     if operation == "result":
         return KlingRequestFailedError(message, **common)
@@ -246,6 +252,41 @@ def protocol_error(
     """A 2xx answer that breaks the protocol (malformed JSON, missing fields)."""
     call = _call(operation, endpoint_id=endpoint_id, request_id=request_id)
     return KlingServerError(f"{call}: {message}", request_id=request_id)
+
+
+UNCLEAR_HINT = (
+    "This does not mean the job failed: it may still be running, or be done. Check it on the fal "
+    "dashboard, or let the task retry (it follows the same request, it does not submit again)."
+)
+
+
+def unclear_answer(
+    response: httpx.Response,
+    *,
+    operation: str,
+    endpoint_id: str | None = None,
+    request_id: str | None = None,
+    secrets: Iterable[str] = (),
+) -> KlingError:
+    """The error for an idempotent call whose answer was still transient when the retries ran out
+    (5xx, gateway page, 408/429, malformed body): fal's answer was unclear, the job did not fail."""
+    code = response.status_code
+    if response.is_success:
+        text = "the body is not the JSON object the protocol promises"
+    else:
+        text, _ = response_text(response)
+    what = subject(endpoint_id=endpoint_id, request_id=request_id)
+    message = scrub(
+        f"fal's answer to the {operation} of {what} was unclear, even after retries (last answer: "
+        f"HTTP {code}: {text}). {UNCLEAR_HINT}",
+        secrets,
+    )
+    common: dict[str, Any] = {"status_code": code, "request_id": request_id}
+    if code == 429:
+        return KlingRateLimitedError(
+            message, retry_after=parse_retry_after(response.headers.get("retry-after")), **common
+        )
+    return KlingServerError(message, **common)
 
 
 def transport_error(

@@ -22,7 +22,7 @@ from airflow_provider_kling.protocol import errors, redact
 from airflow_provider_kling.protocol.config import FalSettings
 from airflow_provider_kling.protocol.endpoints import derive_request, parse_endpoint_id, submit_url
 from airflow_provider_kling.protocol.headers import auth_headers, check_webhook_url, submit_headers
-from airflow_provider_kling.protocol.retry import NEVER_SENT_ERRORS
+from airflow_provider_kling.protocol.retry import NEVER_SENT_ERRORS, CallKind, should_retry_response
 from airflow_provider_kling.protocol.status import parse_status
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
 
@@ -54,8 +54,8 @@ def _json_body(arguments: Any) -> bytes:
 class QueueCall(Generic[T]):
     """One idempotent queue call as data: what to send, and how to read the answer or the failure.
 
-    Both hook shells run a call the same way (send with the ``idempotent`` retry policy, map a
-    transport failure with :meth:`transport_failure`, else :meth:`parse` the final response); they
+    Both hook shells run a call the same way (send with the retry policy for :attr:`kind`, map a
+    transport failure with :meth:`transport_failure`, else :meth:`finish` the final response); they
     differ only in how they send.
 
     :param operation: ``status``, ``result`` or ``cancel``: names the call in errors and retry logs.
@@ -63,6 +63,8 @@ class QueueCall(Generic[T]):
     :param fal_request: the fal request it is about.
     :param parse: turns the final response into the call's value, or raises the mapped error.
     :param protocol: the protocol that built it (for error mapping with the right secrets).
+    :param kind: the retry rules (:mod:`~airflow_provider_kling.protocol.retry`): ``read`` unless the
+        answer may be the job's own error (``idempotent``).
     """
 
     operation: str
@@ -70,10 +72,21 @@ class QueueCall(Generic[T]):
     fal_request: FalRequest
     parse: Callable[[httpx.Response], T]
     protocol: QueueProtocol
+    kind: CallKind = "read"
 
     @property
     def label(self) -> str:
         return f"{self.operation} of {self.fal_request.request_id}"
+
+    def finish(self, response: httpx.Response) -> T:
+        """The call's value from its final response (after retries).
+
+        An answer that was still worth retrying when the budget ran out is reported as fal's
+        answer being unclear, never as a failed job.
+        """
+        if should_retry_response(response, kind=self.kind):
+            raise self.protocol.unclear(response, self.operation, self.fal_request)
+        return self.parse(response)
 
     def transport_failure(self, exc: httpx.HTTPError) -> KlingError:
         return self.protocol.transport_failure(exc, self.operation, self.fal_request)
@@ -237,10 +250,23 @@ class QueueProtocol:
             self,
         )
 
-    def result_call(self, request: FalRequest) -> QueueCall[dict[str, Any]]:
-        """The result GET of a COMPLETED request."""
+    def result_call(
+        self, request: FalRequest, *, status: RequestStatus | None = None
+    ) -> QueueCall[dict[str, Any]]:
+        """The result GET of a COMPLETED request.
+
+        :param status: the COMPLETED status the caller saw, if any. Without ``error`` in it, the job
+            succeeded, so any 5xx, gateway page or malformed body is a transient hiccup (retried,
+            then reported as an unclear answer); otherwise fal's JSON error is the job's own.
+        """
+        succeeded = status is not None and status.done and not status.failed
         return QueueCall(
-            "result", self.result_request(request), request, lambda r: self.parse_result(r, request), self
+            "result",
+            self.result_request(request),
+            request,
+            lambda r: self.parse_result(r, request),
+            self,
+            kind="read" if succeeded else "idempotent",
         )
 
     def cancel_call(self, request: FalRequest) -> QueueCall[CancelOutcome]:
@@ -299,4 +325,8 @@ class QueueProtocol:
         )
 
     def transport_failure(self, exc: httpx.HTTPError, operation: str, request: FalRequest) -> KlingError:
-        return errors.transport_error(exc, **self._about(operation, request))
+        """No answer at all after the retries: the request's state is unknown, not failed."""
+        return errors.transport_error(exc, **self._about(operation, request), note=errors.UNCLEAR_HINT)
+
+    def unclear(self, response: httpx.Response, operation: str, request: FalRequest) -> KlingError:
+        return errors.unclear_answer(response, **self._about(operation, request))

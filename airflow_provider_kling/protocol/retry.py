@@ -1,17 +1,24 @@
 """One retry policy for both hook shells, expressed as tenacity ``Retrying`` / ``AsyncRetrying``.
 
-Two kinds of call:
+Three kinds of call:
 
-* ``idempotent`` (status, result, cancel, upload token / initiate / parts): retried on transport errors
-  (except those that recur on every attempt, such as an unsupported URL scheme), 408 / 409 / 429 and
-  on 502 / 503 / 504 from fal's nginx ingress — never on a 504 carrying ``X-Fal-Request-Timeout-Type``
-  (the user's own start deadline) and never on fal's own 5xx.
+* ``read`` (status, cancel, and the result of a job fal reported COMPLETED without ``error``):
+  idempotent reads whose every failure says nothing about the job. Retried on transport errors
+  (except those that recur on every attempt, such as an unsupported URL scheme), 408 / 409 / 429,
+  every 5xx (fal's own JSON errors included), gateway error pages (HTML or other non-JSON bodies
+  from whatever proxy sits in front of fal, with or without the word "nginx") and 2xx answers whose
+  body is not a JSON object (truncated or mangled). Never a 504 carrying
+  ``X-Fal-Request-Timeout-Type`` (the user's own start deadline: a final answer).
+* ``idempotent`` (uploads, and the result GET of a job that failed or whose outcome the caller does
+  not know, which fal answers with the *job's* error): as ``read``, except that fal's own JSON 5xx
+  is final and 2xx bodies are not checked (a presigned PUT answers with an empty body).
 * ``submit``: retried **only** when the request provably never reached fal — the connection could not be
   opened (``ConnectError`` / ``ConnectTimeout`` / ``PoolTimeout``) or fal refused it with 429. A read
   timeout, a reset after sending or any 5xx may hide a created (paid) job, so it is never retried.
 
 The attempt function returns an ``httpx.Response`` (any status) or raises an ``httpx`` exception; when the
-budget runs out tenacity hands back the last outcome, so the shell maps it exactly like a first failure.
+budget runs out tenacity hands back the last outcome, so the shell maps it exactly like a first failure
+(:meth:`~airflow_provider_kling.protocol.queue.QueueCall.finish` then says that fal's answer was unclear).
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from typing import Any, Literal
 import httpx
 import tenacity
 
-from airflow_provider_kling.protocol.errors import is_ingress_error, parse_retry_after
+from airflow_provider_kling.protocol.errors import (
+    HEADER_TIMEOUT_TYPE,
+    is_gateway_error,
+    json_object,
+    parse_retry_after,
+)
 from airflow_provider_kling.protocol.headers import HEADER_REQUEST_TIMEOUT
 
-CallKind = Literal["idempotent", "submit"]
+CallKind = Literal["read", "idempotent", "submit"]
 
 RETRY_STATUS_CODES: frozenset[int] = frozenset({408, 409, 429})
-INGRESS_STATUS_CODES: frozenset[int] = frozenset({502, 503, 504})
 # Exceptions raised before a single byte of the request left this machine.
 NEVER_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors that come from this side and recur on every attempt (a URL scheme httpx cannot
@@ -67,9 +78,13 @@ def should_retry_response(response: httpx.Response, *, kind: CallKind) -> bool:
         return code == 429
     if code in RETRY_STATUS_CODES:
         return True
-    if code == 504 and "x-fal-request-timeout-type" in response.headers:
+    if code == 504 and HEADER_TIMEOUT_TYPE in response.headers:
         return False
-    return code in INGRESS_STATUS_CODES and is_ingress_error(response)
+    if code >= 500:
+        return kind == "read" or is_gateway_error(response)
+    if kind == "read" and response.is_success:
+        return json_object(response) is None
+    return False
 
 
 @dataclass(frozen=True)

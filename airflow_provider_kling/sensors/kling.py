@@ -157,7 +157,7 @@ class KlingRequestSensor(BaseSensorOperator):
         return self._complete(context, request)
 
     def _complete(self, context: Context, request: FalRequest) -> dict[str, Any]:
-        output = completion.output_from_result(request, self.hook.get_result(request))
+        output = completion.output_from_result(request, completion.fetch_result(self.hook, request))
         completion.publish_output(context, output, self.outlets)
         self.log.info("Video ready: %s (fal request %s)", output["video_url"], request.request_id)
         return output
