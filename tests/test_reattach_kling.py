@@ -143,8 +143,24 @@ class BrokenStore(DictStateStore):
         raise RuntimeError("state store unavailable")
 
 
-def test_unrecorded_request_is_cancelled_so_a_retry_cannot_pay_twice(emulator, fal_conn):
+class BreaksAfterMarkerStore(DictStateStore):
+    """Records the in-flight marker, then fails to record the request handle."""
+
+    def set(self, key, value, **kwargs):
+        if "submit_in_flight" not in value:
+            raise RuntimeError("state store unavailable")
+        super().set(key, value, **kwargs)
+
+
+def test_a_submit_that_cannot_be_recorded_is_never_sent(emulator, fal_conn):
     context = {"ti": RecordingTI(), "task_state_store": BrokenStore()}
+    with pytest.raises(RuntimeError, match="state store unavailable"):
+        _op(deferrable=False).execute(context)
+    assert emulator.submissions == {} and emulator.requests["submit"] == 0
+
+
+def test_unrecorded_request_is_cancelled_so_a_retry_cannot_pay_twice(emulator, fal_conn):
+    context = {"ti": RecordingTI(), "task_state_store": BreaksAfterMarkerStore()}
     with pytest.raises(RuntimeError, match="state store unavailable"):
         _op(deferrable=False).execute(context)
     (request_id,) = emulator.cancellations

@@ -150,7 +150,8 @@ def _try_one_until_submitted(dag_id: str, log_path: Path) -> dict[str, Any]:
         )
         try:
             deadline = time.monotonic() + 90
-            while (handle := _stored_handle(dag_id)) is None:
+            # The in-flight marker comes first; the request handle replaces it once submit answered.
+            while (handle := _stored_handle(dag_id)) is None or "request" not in handle:
                 assert proc.poll() is None, f"try 1 ended on its own:\n{log_path.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, "try 1 never submitted"
                 time.sleep(0.02)
@@ -202,6 +203,65 @@ def test_sigkill_after_submit_then_retry_follows_the_same_request(
         assert _stored_handle(dag_id)["output"] == output  # kept for a later clear of the task
     else:
         assert _variable_count(dag_id) == 0  # the Variable is cleaned up on success
+
+
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "kling_reattach_sync",  # task state store on 3.3+, Variable before
+        "kling_reattach_deferred",  # Variable
+    ],
+)
+def test_sigkill_while_the_submit_is_in_flight_then_retry_does_not_pay_again(
+    airflow_db, emulator, fal_conn, tmp_path, capsys, dag_id
+):
+    """The worker dies after the submit POST left and before its answer came back: fal creates the
+    (paid) job anyway, and the retry has no request id. It must not submit a second time."""
+    from airflow.configuration import conf
+
+    from tests.airflow_compat import DagBag
+
+    emulator.processing_time = 0.5
+    emulator.inject("slow", route="submit", delay=3.0)  # the answer is on its way when the worker dies
+    logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key")}
+    log_path = tmp_path / "try1.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", TRY_ONE, str(_dag_file()), dag_id, logical_date],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while emulator.requests["submit"] == 0:
+                assert proc.poll() is None, f"try 1 ended on its own:\n{log_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, "try 1 never submitted"
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)  # the POST has reached fal; its answer has not come back
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    marker = _stored_handle(dag_id)
+    assert marker is not None and "request" not in marker and marker["submit_in_flight"]["try_number"] == 1
+    deadline = time.monotonic() + 10
+    while sum(emulator.submissions.values()) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(emulator.submissions.values()) == 1  # fal created the job: it is paid for
+
+    _fail_like_the_scheduler(dag_id)
+    capsys.readouterr()
+    run = _resume_run(DagBag(dag_folder=str(_dag_file())).get_dag(dag_id))
+
+    (ti,) = run.get_task_instances()
+    assert run.state == "failed" and ti.state == "failed" and ti.try_number == 2
+    assert sum(emulator.submissions.values()) == 1 and emulator.requests["submit"] == 1  # never paid twice
+    log = capsys.readouterr().out
+    assert "may have created a paid fal job: try 1 sent a submit to" in log
+    assert "Not submitting again, to avoid paying twice" in log and "resubmit_if_uncertain=True" in log
 
 
 def _xcom(run, key: str) -> Any:

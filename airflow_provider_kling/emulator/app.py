@@ -191,6 +191,9 @@ class EmulatorApp:
                 await abort_connection(send)
                 return
             if fault.kind == "slow":
+                # The whole request has arrived; only the answer is late. A client that gives up
+                # meanwhile still gets its job created, as on fal.
+                await request.body()
                 await asyncio.sleep(float(fault.params.get("delay", 1.0)))
             else:
                 await fault_response(fault, params.get("request_id"))(scope, receive, send)

@@ -18,6 +18,14 @@ What is stored (JSON, never the API key): the :class:`FalRequest` fields (incl. 
 fingerprint of the endpoint + rendered arguments, the submit time, the cost estimate and, once the
 video is ready, the small output dict (so a later try can reuse it even after fal has dropped the
 result, which it keeps for about an hour).
+
+Before the submit POST leaves, the same slot holds a :class:`SubmitInFlight` marker instead. A try
+that finds a marker knows that an earlier try sent a submit and never learnt its request id (the
+worker died in between, or fal's answer was lost): a paid job may exist, so it does not submit
+unless the user opted in. fal offers no way to look the request up that this provider can rely on
+(no client-chosen request id or idempotency header on queue submits; the Platform API's
+``GET /v1/models/requests/by-endpoint`` lists a key's requests with their inputs, but only finished
+ones, see https://fal.ai/docs/platform-apis/v1/models/requests/by-endpoint), so the user decides.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_provider_kling.exceptions import KlingNotFoundError
@@ -86,6 +95,53 @@ class StoredRequest:
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+
+@dataclass
+class SubmitInFlight:
+    """A submit that was about to be sent, or sent without its answer arriving: a paid job may exist.
+
+    :param endpoint_id: where the submit went.
+    :param fingerprint: :func:`fingerprint` of endpoint + arguments.
+    :param started_at: epoch seconds just before the POST.
+    :param try_number: the try that sent it.
+    """
+
+    endpoint_id: str
+    fingerprint: str
+    started_at: float
+    try_number: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "submit_in_flight": {
+                "endpoint_id": self.endpoint_id,
+                "fingerprint": self.fingerprint,
+                "started_at": self.started_at,
+                "try_number": self.try_number,
+            }
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SubmitInFlight | None:
+        marker = data.get("submit_in_flight") if isinstance(data, dict) else None
+        if not isinstance(marker, dict):
+            return None
+        try:
+            try_number = marker.get("try_number")
+            return cls(
+                endpoint_id=str(marker["endpoint_id"]),
+                fingerprint=str(marker["fingerprint"]),
+                started_at=float(marker["started_at"]),
+                try_number=try_number if isinstance(try_number, int) else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def describe(self) -> str:
+        when = datetime.fromtimestamp(self.started_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        which = f"try {self.try_number}" if self.try_number is not None else "an earlier try"
+        return f"{which} sent a submit to {self.endpoint_id} at {when}"
 
 
 class _TaskStateStore:
@@ -178,9 +234,28 @@ class ReattachState:
             return None
         return StoredRequest.from_json(self.backend.load())
 
+    def load_any(self) -> StoredRequest | SubmitInFlight | None:
+        """What the previous try left: its request, the marker of a submit it never heard back
+        from, or nothing."""
+        if self.backend is None:
+            return None
+        data = self.backend.load()
+        return StoredRequest.from_json(data) or SubmitInFlight.from_json(data)
+
     def save(self, stored: StoredRequest) -> None:
         if self.backend is not None:
             self.backend.save(stored.to_json())
+
+    def mark_in_flight(self, marker: SubmitInFlight) -> None:
+        """Record, before the POST leaves, that a submit is under way (raises if it cannot be
+        recorded: then nothing may be sent)."""
+        if self.backend is not None:
+            self.backend.save(marker.to_json())
+
+    def clear_in_flight(self) -> None:
+        """The submit provably created no job (fal refused it, or it never left): forget the marker."""
+        if self.backend is not None:
+            self.backend.discard()
 
     def finish(self, stored: StoredRequest) -> None:
         """The task instance succeeded with ``stored`` (its video, or only its submit).

@@ -26,13 +26,19 @@ from airflow_provider_kling.exceptions import (
     KlingError,
     KlingNotFoundError,
     KlingRequestFailedError,
+    KlingSubmitUncertainError,
     KlingTimeoutError,
     KlingValidationError,
 )
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
 from airflow_provider_kling.operators._progress import ProgressReporter
-from airflow_provider_kling.operators._reattach import ReattachState, StoredRequest, fingerprint
+from airflow_provider_kling.operators._reattach import (
+    ReattachState,
+    StoredRequest,
+    SubmitInFlight,
+    fingerprint,
+)
 from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
@@ -44,6 +50,11 @@ try:
     from airflow.sdk.exceptions import TaskDeferralTimeout
 except ImportError:  # Airflow 3.1 keeps it in airflow.exceptions
     from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef,attr-defined]
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1 keeps it in airflow.exceptions
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -123,6 +134,11 @@ class KlingVideoOperator(BaseOperator):
     :param allow_unknown_effect_scene: send an ``effect_scene`` this provider does not know yet
         (fal adds scenes monthly) instead of refusing it; a typo such as ``sqiush`` is refused
         with a "did you mean" unless this is set.
+    :param resubmit_if_uncertain: what to do when a submit may have created a paid job whose
+        request id never arrived (fal's answer was lost, or the worker died while the submit was in
+        flight; the reattach store records every submit before it is sent). False (default): no try
+        submits again; the task fails at once, without its remaining retries, and says to check the
+        fal dashboard. True: the next try submits again, so a second paid job may result.
     """
 
     template_fields: Sequence[str] = ("endpoint_id", "arguments", "fal_conn_id", "webhook_url", "priority")
@@ -149,6 +165,7 @@ class KlingVideoOperator(BaseOperator):
         start_timeout: float | None = None,
         reattach_on_retry: bool = True,
         allow_unknown_effect_scene: bool = False,
+        resubmit_if_uncertain: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -164,6 +181,7 @@ class KlingVideoOperator(BaseOperator):
         self.priority = priority
         self.start_timeout = start_timeout
         self.reattach_on_retry = reattach_on_retry
+        self.resubmit_if_uncertain = resubmit_if_uncertain
         self.allow_unknown_effect_scene = allow_unknown_effect_scene
         if priority is not None and not _is_lazy(priority) and priority not in ("normal", "low"):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
@@ -226,7 +244,11 @@ class KlingVideoOperator(BaseOperator):
     def _execute(
         self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
     ) -> dict[str, Any]:
-        loaded = state.load()
+        record = state.load_any()
+        if isinstance(record, SubmitInFlight):
+            self._after_uncertain_submit(record)
+            record = None
+        loaded = record
         if loaded is not None and loaded.output is None and loaded.fingerprint == wanted:
             # Until fal says otherwise, the earlier try's request may still be running.
             self._at_stake = loaded.request
@@ -275,14 +297,31 @@ class KlingVideoOperator(BaseOperator):
             self.log.info("Submitting to %s (no cost estimate for this endpoint)", endpoint_id)
         else:
             self.log.info("Submitting to %s; estimated cost %s USD", endpoint_id, cost)
-        # The hook logs "Submitted fal request <id>"; the operator does not repeat it.
-        request = hook.submit(
-            endpoint_id,
-            prepared,
-            webhook_url=self.webhook_url,
-            priority=self.priority,
-            start_timeout=self.start_timeout,
+        # Recorded before the POST leaves: if this worker dies, or fal's answer is lost, the next try
+        # knows a paid job may exist even though it never learnt its id.
+        ti = context.get("ti")
+        state.mark_in_flight(
+            SubmitInFlight(endpoint_id, wanted, time.time(), getattr(ti, "try_number", None))
         )
+        # The hook logs "Submitted fal request <id>"; the operator does not repeat it.
+        try:
+            request = hook.submit(
+                endpoint_id,
+                prepared,
+                webhook_url=self.webhook_url,
+                priority=self.priority,
+                start_timeout=self.start_timeout,
+            )
+        except KlingSubmitUncertainError as exc:
+            if self.resubmit_if_uncertain:
+                raise  # the marker stays; the next try submits again, as asked
+            raise AirflowFailException(
+                f"{exc} Not retrying the task: a retry would have to submit again. {self._uncertain_hint()}"
+            ) from exc
+        except KlingError:
+            # fal refused it, or it never left this machine: no job exists.
+            state.clear_in_flight()
+            raise
         self._at_stake = request
         stored = self._stored = StoredRequest(
             request=request,
@@ -304,6 +343,25 @@ class KlingVideoOperator(BaseOperator):
             raise
         completion.push_request_xcoms(context, hook, request, self.log)
         return stored
+
+    @staticmethod
+    def _uncertain_hint() -> str:
+        return (
+            "Check your requests on the fal dashboard before running the task again; to submit again "
+            "anyway, set resubmit_if_uncertain=True on the task and clear it."
+        )
+
+    def _after_uncertain_submit(self, marker: SubmitInFlight) -> None:
+        """An earlier try sent a submit and never learnt its request id: a paid job may exist."""
+        message = (
+            f"An earlier try of this task may have created a paid fal job: {marker.describe()} and never "
+            "learnt its request id (the worker died while the submit was in flight, or fal's answer was lost)."
+        )
+        if not self.resubmit_if_uncertain:
+            raise AirflowFailException(
+                f"{message} Not submitting again, to avoid paying twice. {self._uncertain_hint()}"
+            )
+        self.log.warning("%s resubmit_if_uncertain=True: submitting again.", message)
 
     def _reuse(
         self, context: Context, state: ReattachState, previous: StoredRequest
