@@ -145,6 +145,7 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     assert _states(dr) == {"too_slow": "failed"}
     log = capsys.readouterr().out
     slow_id = _xcom(dr, "too_slow", "request_id")
+    assert slow_id is not None, "too_slow never recorded its request (did execute outlive its timeout?)"
     assert emulator.cancellations[slow_id] == 1
     assert f"cancellation of fal request {slow_id} requested (CANCELLATION_REQUESTED)" in log
     assert "KlingTimeoutError" in log
