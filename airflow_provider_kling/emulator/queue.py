@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_kling.deadline import wait_within
 from airflow_provider_kling.emulator.state import Failure, Knobs
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class Notifier:
 
     async def wait(self, timeout: float) -> None:
         event = self._event
+        # wait_within: a status stream cancelled as the event fires must stop, not loop on (3.10/3.11).
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await wait_within(event.wait(), timeout)
 
 
 @dataclass(eq=False)  # identity semantics: jobs live in deques and sets
