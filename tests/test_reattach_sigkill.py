@@ -80,6 +80,17 @@ def _variable_count(dag_id: str) -> int:
         )
 
 
+def _forget_runs(dag_id: str) -> None:
+    """Start from no run of ``dag_id`` (tests share one metadata DB and look their run up by DAG)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        for run in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)):
+            session.delete(run)
+
+
 def _fail_like_the_scheduler(dag_id: str) -> None:
     """The worker is gone: mark try 1 failed the way heartbeat-timeout handling does (→ UP_FOR_RETRY)."""
     from airflow.models.dagrun import DagRun
@@ -179,6 +190,7 @@ def test_sigkill_after_submit_then_retry_follows_the_same_request(
 
     # Still running when try 2 starts, so it must reattach. Generous: on a loaded CI machine the
     # retry's task runner alone can take several seconds to start.
+    _forget_runs(dag_id)
     emulator.processing_time = 8.0
     handle = _try_one_until_submitted(dag_id, tmp_path / "try1.log")
     request_id = handle["request"]["request_id"]
@@ -221,6 +233,7 @@ def test_sigkill_while_the_submit_is_in_flight_then_retry_does_not_pay_again(
 
     from tests.airflow_compat import DagBag
 
+    _forget_runs(dag_id)
     emulator.processing_time = 0.5
     emulator.inject("slow", route="submit", delay=3.0)  # the answer is on its way when the worker dies
     logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -262,6 +275,65 @@ def test_sigkill_while_the_submit_is_in_flight_then_retry_does_not_pay_again(
     log = capsys.readouterr().out
     assert "may have created a paid fal job: try 1 sent a submit to" in log
     assert "Not submitting again, to avoid paying twice" in log and "resubmit_if_uncertain=True" in log
+
+
+def test_sigkill_while_the_trigger_runs_inline_then_resume_follows_again(
+    airflow_db, emulator, fal_conn, tmp_path, capsys
+):
+    """``dag.test()`` / ``airflow dags test`` run the trigger inline, in the process that ran the task.
+    Killed there, the task instance is left QUEUED with ``next_method=execute_complete`` and only the
+    deferral kwargs: whatever resumes it calls ``execute_complete`` without a trigger event. That used to
+    fail the task without submitting and with no useful reason ("no usable event"); it must follow the
+    request again instead."""
+    from airflow.configuration import conf
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    from tests.airflow_compat import DagBag
+
+    dag_id = "kling_reattach_deferred"
+    _forget_runs(dag_id)
+    emulator.processing_time = 4.0
+    logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key")}
+    log_path = tmp_path / "try1.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", TRY_ONE, str(_dag_file()), dag_id, logical_date],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while emulator.requests["status_stream"] + emulator.requests["status"] == 0:
+                assert proc.poll() is None, f"try 1 ended on its own:\n{log_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, "the trigger never started"
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)  # the inline trigger dies with the process
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)).one()
+        ti = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        ).one()
+        assert ti.state == TaskInstanceState.QUEUED and ti.next_method == "execute_complete"
+        assert "event" not in (ti.next_kwargs or {})
+        ti.state = TaskInstanceState.SCHEDULED  # resumed as it stands, like a scheduler would
+
+    capsys.readouterr()
+    run = _resume_run(DagBag(dag_folder=str(_dag_file())).get_dag(dag_id))
+    (ti,) = run.get_task_instances()
+    assert run.state == "success" and ti.state == "success"
+    assert sum(emulator.submissions.values()) == 1
+    assert "Resumed without a trigger event" in capsys.readouterr().out
 
 
 def _xcom(run, key: str) -> Any:

@@ -438,13 +438,35 @@ class KlingVideoOperator(BaseOperator):
 
         The resumed task is a fresh operator instance, so everything comes from the event and the
         deferral kwargs, never from attributes set in ``execute``.
+
+        Resumed *without* an event, the process that ran the trigger died before it fired (e.g.
+        ``airflow dags test``, which runs triggers inline, was killed while the task waited): the
+        request is followed again with a new trigger instead of failing with no reason.
         """
+        if event is None:
+            self._follow_again(context, stored)
         event = completion.validate_event(event)
         state = self._reattach_state(context)
         previous = self._stored = self._handle_for_event(event, stored, state)
         self.raise_for_event(context, event, previous.request)
         result = completion.fetch_result(self.hook, previous.request)
         return self._finish(context, state, previous, self._output(previous, result))
+
+    def _follow_again(self, context: Context, stored: dict[str, Any] | None) -> None:
+        state = self._reattach_state(context)
+        handle = StoredRequest.from_json(stored) or state.load()
+        if handle is None:
+            raise KlingError(
+                "The task resumed from its deferral without a trigger event (the process running the "
+                "trigger died) and no record of its fal request was found; check the fal dashboard."
+            )
+        self.log.warning(
+            "Resumed without a trigger event (the process running the trigger died before it fired); "
+            "following fal request %s again",
+            handle.request.request_id,
+        )
+        self._stored = handle
+        self._defer(context, handle)
 
     def _handle_for_event(
         self, event: dict[str, Any], stored: dict[str, Any] | None, state: ReattachState
