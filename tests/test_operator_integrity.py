@@ -54,7 +54,8 @@ def test_sync_task_failing_for_good_cancels_its_running_request_and_logs_it(emul
 
 def test_sync_task_with_a_retry_coming_leaves_the_request_for_the_retry(emulator, fal_conn, capsys):
     emulator.processing_time = 1.0
-    emulator.inject("malformed_json", route="status", times=1)
+    # Status reads are retried: garbage on every attempt of the first poll makes it fail.
+    emulator.inject("malformed_json", route="status", times=FAST_RETRIES.max_attempts)
     store = DictStateStore()
     first = _ctx(try_number=1, max_tries=1, store=store)
     with pytest.raises(KlingServerError):
@@ -83,7 +84,11 @@ def test_retry_whose_status_check_fails_for_good_cancels_the_earlier_request(emu
 
 
 @pytest.mark.parametrize(("max_tries", "cancels"), [(0, 1), (1, 0)])
-def test_deferrable_task_whose_trigger_gives_up_follows_the_same_rule(emulator, fal_conn, max_tries, cancels):
+def test_deferrable_task_whose_trigger_gives_up_follows_the_same_rule(
+    emulator, fal_conn, monkeypatch, max_tries, cancels
+):
+    # The trigger builds its own hook: keep its status-read retries short, or its deadline wins.
+    monkeypatch.setattr(KlingHook, "default_retry_policy", FAST_RETRIES)
     emulator.processing_time = 30
     store = DictStateStore()
     op = _op(deferrable=True, use_sse=False)
