@@ -22,10 +22,14 @@ result, which it keeps for about an hour).
 Before the submit POST leaves, the same slot holds a :class:`SubmitInFlight` marker instead. A try
 that finds a marker knows that an earlier try sent a submit and never learnt its request id (the
 worker died in between, or fal's answer was lost): a paid job may exist, so it does not submit
-unless the user opted in. fal offers no way to look the request up that this provider can rely on
-(no client-chosen request id or idempotency header on queue submits; the Platform API's
-``GET /v1/models/requests/by-endpoint`` lists a key's requests with their inputs, but only finished
-ones, see https://fal.ai/docs/platform-apis/v1/models/requests/by-endpoint), so the user decides.
+unless the user opted in. fal offers no way to look the request up that this provider can rely on.
+Queue submits take no client-chosen request id or idempotency key (fal-client's submit sends only
+priority, runner-hint and start-timeout headers: fal-ai/fal, projects/fal_client/src/fal_client/client.py).
+The Platform API's ``GET https://api.fal.ai/v1/models/requests/by-endpoint``
+(https://fal.ai/docs/platform-apis/v1/models/requests/by-endpoint) lists a key's requests with their
+``json_input`` (``expand=payloads``), but filters them by outcome (success, error, user_error) and
+sorts them by end time, which suggests a request still queued or running is not listed; it cannot be
+tried offline. So the user decides, with the dashboard.
 """
 
 from __future__ import annotations
