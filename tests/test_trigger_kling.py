@@ -199,10 +199,16 @@ async def test_running_request_keeps_the_trigger_waiting(emulator, fal_conn):
 
 
 async def test_progress_is_logged_once_per_change(emulator, fal_conn, capsys):
-    emulator.queue_delay = 0.2
+    # Held IN_QUEUE until the trigger has polled once, then released: a fixed queue delay raced
+    # with a loaded machine starting the trigger late.
+    emulator.queue_delay = 3600
     request = _submit(emulator)
     capsys.readouterr()
-    events = await _events(_trigger(request, use_sse=False))
+    running = asyncio.ensure_future(_events(_trigger(request, use_sse=False)))
+    while emulator.requests["status"] == 0 and not running.done():
+        await asyncio.sleep(0.01)
+    emulator.queue_delay = 0
+    events = await running
     assert [e["status"] for e in events] == ["success"]
     # Airflow's structlog set-up writes task/trigger logs to stdout.
     lines = [line for line in capsys.readouterr().out.splitlines() if request.request_id in line]
