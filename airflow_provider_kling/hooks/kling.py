@@ -20,11 +20,13 @@ import httpx
 from httpx_sse import EventSource
 
 from airflow_provider_kling.exceptions import (
+    KlingAuthenticationError,
     KlingConfigurationError,
     KlingError,
     KlingRequestFailedError,
     KlingTimeoutError,
 )
+from airflow_provider_kling.hooks import _shared_client as shared
 from airflow_provider_kling.hooks._masking import amask_key, mask_key
 from airflow_provider_kling.hooks._sources import open_source
 from airflow_provider_kling.hooks._uploads import FalUploader, RequestFactory
@@ -35,6 +37,7 @@ from airflow_provider_kling.protocol.config import (
     env_key_available,
     settings_from_connection,
 )
+from airflow_provider_kling.protocol.polling import PollSchedule
 from airflow_provider_kling.protocol.queue import MalformedEventError, QueueCall, QueueProtocol
 from airflow_provider_kling.protocol.retry import CallKind, RetryPolicy
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
@@ -51,6 +54,10 @@ except ImportError:  # pragma: no cover - Airflow without the task SDK export
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 T = TypeVar("T")
+
+# A refused key re-reads the connection only if the read is older than this (seconds): thousands of
+# triggers refused at once after a rotation share one read instead of each making its own.
+_REREAD_AFTER_AUTH_ERROR = 5.0
 
 
 def _is_missing_connection(exc: Exception) -> bool:
@@ -69,11 +76,17 @@ class KlingHook(BaseHook):
     ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` from the environment, which also serve, with fal's default URLs,
     when no ``fal_default`` connection exists at all); host = queue URL (default
     ``https://queue.fal.run``; extra ``queue_url`` wins); extras ``rest_url``, ``cdn_url``,
-    ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``.
+    ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``,
+    ``max_connections`` (the triggerer's shared poll pool, default 100) and ``keepalive_expiry``
+    (seconds an idle pooled connection stays open, default 60).
 
     :param fal_conn_id: the ``fal`` connection to use.
     :param timeout: read timeout of each HTTP call in seconds (overrides the ``request_timeout`` extra).
     :param retry_policy: retry/back-off policy of every call (defaults to :attr:`default_retry_policy`).
+    :param shared_client: async calls use the client shared by every hook on the running event loop
+        (one per connection settings, closed when the loop ends) and the connection read shared with
+        them (re-read every :data:`~airflow_provider_kling.hooks._shared_client.CONNECTION_TTL`
+        seconds); what the triggerer's Kling triggers use. ``aclose`` then leaves the client open.
     """
 
     conn_name_attr = "fal_conn_id"
@@ -93,16 +106,19 @@ class KlingHook(BaseHook):
         *,
         timeout: float | None = None,
         retry_policy: RetryPolicy | None = None,
+        shared_client: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.fal_conn_id = fal_conn_id
         self.timeout = timeout
         self.retry_policy = retry_policy or self.default_retry_policy
+        self.shared_client = shared_client
         self._settings: FalSettings | None = None
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._uploader: FalUploader | None = None
+        self._queue_protocol: QueueProtocol | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -165,18 +181,27 @@ class KlingHook(BaseHook):
             self._settings = settings
         return self._settings
 
+    async def _aload_settings(self) -> FalSettings:
+        try:
+            conn = await self.aget_connection(self.fal_conn_id)
+        except Exception as exc:
+            if not _is_missing_connection(exc):
+                raise
+            settings = self._settings_without_connection(exc)
+        else:
+            settings = self._build_settings(conn)
+        await amask_key(settings.key)
+        return settings
+
     async def _asettings(self) -> FalSettings:
-        if self._settings is None:
-            try:
-                conn = await self.aget_connection(self.fal_conn_id)
-            except Exception as exc:
-                if not _is_missing_connection(exc):
-                    raise
-                settings = self._settings_without_connection(exc)
-            else:
-                settings = self._build_settings(conn)
-            await amask_key(settings.key)
-            self._settings = settings
+        if self.shared_client:
+            # Per-hook timeout overrides make settings of their own: only plain hooks share the read.
+            if self.timeout is None:
+                self._settings = await shared.shared_settings(self.fal_conn_id, self._aload_settings)
+            elif self._settings is None:
+                self._settings = await self._aload_settings()
+        elif self._settings is None:
+            self._settings = await self._aload_settings()
         return self._settings
 
     def _timeout(self, settings: FalSettings) -> httpx.Timeout:
@@ -401,6 +426,13 @@ class KlingHook(BaseHook):
         )
 
     # -- async ----------------------------------------------------------------------------------
+    async def _asend(self, request: httpx.Request) -> httpx.Response:
+        """One HTTP exchange (body read) on the shared client or the hook's own."""
+        if self.shared_client:
+            client = await shared.shared_client(await self._asettings())
+            return await client.send(request)
+        return await (await self._aget_client()).send(request)
+
     async def _aget_client(self) -> httpx.AsyncClient:
         if self._aclient is None:
             settings = await self._asettings()
@@ -412,42 +444,74 @@ class KlingHook(BaseHook):
         return self._aclient
 
     async def _aqueue(self) -> QueueProtocol:
-        return QueueProtocol(await self._asettings())
+        settings = await self._asettings()
+        # One protocol object per settings value: a poll does not rebuild it (nor its headers).
+        if self._queue_protocol is None or self._queue_protocol.settings is not settings:
+            self._queue_protocol = QueueProtocol(settings)
+        return self._queue_protocol
 
     async def _arun(self, call: QueueCall[T]) -> T:
-        client = await self._aget_client()
         try:
             response: httpx.Response = await self.retry_policy.async_retrying(call.kind, call.label)(
-                client.send, call.request
+                self._asend, call.request
             )
         except httpx.HTTPError as exc:
             raise call.transport_failure(exc) from exc
         return call.finish(response)
 
+    async def _acall(self, build: Callable[[QueueProtocol], QueueCall[T]]) -> T:
+        """Run the call ``build`` makes; with the shared connection read, a refused key makes it
+        re-read the connection once and, if the key changed (rotation), try again with the new one."""
+        queue = await self._aqueue()
+        try:
+            return await self._arun(build(queue))
+        except KlingAuthenticationError:
+            if not self.shared_client or self.timeout is not None:
+                raise
+            shared.forget_settings(self.fal_conn_id, older_than=_REREAD_AFTER_AUTH_ERROR)
+            fresh = await self._aqueue()
+            if fresh.settings.key == queue.settings.key:
+                raise
+            self.log.info("The key of connection %s changed; retrying with the new key", self.fal_conn_id)
+            return await self._arun(build(fresh))
+
     async def aget_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
         """Async :meth:`get_status`."""
-        return await self._arun((await self._aqueue()).status_call(request, logs=logs))
+        return await self._acall(lambda queue: queue.status_call(request, logs=logs))
 
     async def aget_result(
         self, request: FalRequest, *, status: RequestStatus | None = None
     ) -> dict[str, Any]:
         """Async :meth:`get_result`."""
-        return await self._arun((await self._aqueue()).result_call(request, status=status))
+        return await self._acall(lambda queue: queue.result_call(request, status=status))
 
     async def acancel(self, request: FalRequest) -> CancelOutcome:
         """Async :meth:`cancel`."""
-        outcome = await self._arun((await self._aqueue()).cancel_call(request))
+        outcome = await self._acall(lambda queue: queue.cancel_call(request))
         self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
         return outcome
 
     async def astream_status(
-        self, request: FalRequest, *, poll_interval: float = 5.0, use_sse: bool = True, logs: bool = True
+        self,
+        request: FalRequest,
+        *,
+        poll_interval: float = 5.0,
+        use_sse: bool = True,
+        logs: bool = True,
+        spread_start: bool = False,
     ) -> AsyncIterator[RequestStatus]:
-        """Statuses until COMPLETED (the last item): from fal's SSE status stream, or by polling every
-        ``poll_interval`` seconds when the stream is unavailable or breaks.
+        """Statuses until COMPLETED (the last item): from fal's SSE status stream, or by polling when
+        the stream is unavailable or breaks.
+
+        Polls follow a :class:`~airflow_provider_kling.protocol.polling.PollSchedule`: never closer
+        together than ``poll_interval`` seconds, further apart while the queue position stands still
+        and in the first minute of a job's run.
 
         Items are what fal sent: logs may repeat across items (a polled window slides, a stream may
         resend), so consumers that print logs should pass them through :class:`LogDeduper`.
+
+        :param spread_start: wait a random part of ``poll_interval`` before the first poll, so many
+            followers started together (a triggerer restart) do not poll in lock-step.
         """
         if use_sse:
             try:
@@ -465,20 +529,43 @@ class KlingHook(BaseHook):
                 reason,
                 poll_interval,
             )
+        schedule = PollSchedule(poll_interval)
+        if spread_start:
+            await asyncio.sleep(schedule.first_delay())
         while True:
             status = await self.aget_status(request, logs=logs)
             yield status
             if status.done:
                 return
-            await asyncio.sleep(poll_interval)
+            await asyncio.sleep(schedule.next_delay(status))
 
     async def _asse(self, request: FalRequest, *, logs: bool) -> AsyncGenerator[RequestStatus, None]:
         queue = await self._aqueue()
-        client = await self._aget_client()
+        stream_request = queue.status_stream_request(request, logs=logs)
+        if self.shared_client:
+            client = await shared.shared_client(queue.settings)
+            try:
+                async with client.stream(stream_request) as response:
+                    async for status in self._read_stream(response, queue, request):
+                        yield status
+            except shared.StreamsUnavailable as exc:
+                raise _StreamUnavailable(str(exc)) from exc
+            except httpx.HTTPError as exc:
+                raise _StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            return
         try:
-            response = await client.send(queue.status_stream_request(request, logs=logs), stream=True)
+            response = await (await self._aget_client()).send(stream_request, stream=True)
         except httpx.HTTPError as exc:
             raise _StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            async for status in self._read_stream(response, queue, request):
+                yield status
+        finally:
+            await response.aclose()
+
+    async def _read_stream(
+        self, response: httpx.Response, queue: QueueProtocol, request: FalRequest
+    ) -> AsyncGenerator[RequestStatus, None]:
         try:
             if not response.is_success:
                 raise _StreamUnavailable(f"HTTP {response.status_code}")
@@ -490,8 +577,6 @@ class KlingHook(BaseHook):
                     yield queue.parse_status_event(event.data, request)
         except (httpx.HTTPError, MalformedEventError) as exc:
             raise _StreamUnavailable(f"the stream broke: {type(exc).__name__}") from exc
-        finally:
-            await response.aclose()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -501,7 +586,7 @@ class KlingHook(BaseHook):
             self._client = None
 
     async def aclose(self) -> None:
-        """Close the async HTTP client (idempotent)."""
+        """Close the async HTTP client (idempotent); a shared client stays open for the others."""
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None

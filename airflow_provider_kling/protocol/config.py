@@ -22,6 +22,11 @@ DEFAULT_REQUEST_TIMEOUT = 120.0
 # fal-client's QUEUE_POLL_TIMEOUT: a host that takes longer than this to accept a connection is down.
 CONNECT_TIMEOUT = 30.0
 DEFAULT_DASHBOARD_URL_TEMPLATE = "https://fal.ai/dashboard/requests/{request_id}"
+# The triggerer's shared pool for status polls: connections (and polls in flight) at most, and how long
+# an idle one stays open. Longer than any poll interval, so a poll reuses a connection instead of
+# paying for a new (TLS) one each time.
+DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_KEEPALIVE_EXPIRY = 60.0
 
 KEY_SOURCES_HINT = (
     "set the connection's password (API Key) to '<key_id>:<key_secret>', or export FAL_KEY "
@@ -40,6 +45,8 @@ class FalSettings:
     :param connect_timeout: connect timeout, seconds.
     :param dashboard_url_template: template of the "fal request" link (``{request_id}``, ``{endpoint_id}``).
     :param prices: per-endpoint price overrides from the ``prices`` extra.
+    :param max_connections: size of the triggerer's shared status-poll pool (extra ``max_connections``).
+    :param keepalive_expiry: seconds an idle pooled connection stays open (extra ``keepalive_expiry``).
     :param key: the fal API key (never shown in ``repr``).
     :param key_source: where the key came from (``password``, ``FAL_KEY``, ``FAL_KEY_ID+FAL_KEY_SECRET``).
     """
@@ -51,6 +58,8 @@ class FalSettings:
     connect_timeout: float = CONNECT_TIMEOUT
     dashboard_url_template: str = DEFAULT_DASHBOARD_URL_TEMPLATE
     prices: dict[str, Any] = field(default_factory=dict)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY
     key: str = field(default="", repr=False)
     key_source: str = ""
 
@@ -118,6 +127,24 @@ def _positive_seconds(value: Any, field_name: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise KlingConfigurationError(f"Connection extra {field_name!r} must be > 0 seconds, got {value!r}")
     return seconds
+
+
+def _positive_int(value: Any, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise KlingConfigurationError(
+            f"Connection extra {field_name!r} must be an integer >= 1, got {value!r}"
+        )
+    try:
+        number = int(value)
+    except ValueError:
+        raise KlingConfigurationError(
+            f"Connection extra {field_name!r} must be an integer >= 1, got {value!r}"
+        ) from None
+    if number < 1:
+        raise KlingConfigurationError(
+            f"Connection extra {field_name!r} must be an integer >= 1, got {value!r}"
+        )
+    return number
 
 
 def _json_dict(value: Any, field_name: str) -> dict[str, Any]:
@@ -233,6 +260,16 @@ def settings_from_connection(
     template = extras.get("dashboard_url_template")
     dashboard = str(template).strip() if _present(template) else DEFAULT_DASHBOARD_URL_TEMPLATE
     prices = _json_dict(extras["prices"], "prices") if _present(extras.get("prices")) else {}
+    max_connections = (
+        _positive_int(extras["max_connections"], "max_connections")
+        if _present(extras.get("max_connections"))
+        else DEFAULT_MAX_CONNECTIONS
+    )
+    keepalive_expiry = (
+        _positive_seconds(extras["keepalive_expiry"], "keepalive_expiry")
+        if _present(extras.get("keepalive_expiry"))
+        else DEFAULT_KEEPALIVE_EXPIRY
+    )
     key, key_source = resolve_key(password, environ)
     return FalSettings(
         queue_url=queue_url,
@@ -242,6 +279,8 @@ def settings_from_connection(
         connect_timeout=min(CONNECT_TIMEOUT, request_timeout),
         dashboard_url_template=dashboard,
         prices=prices,
+        max_connections=max_connections,
+        keepalive_expiry=keepalive_expiry,
         key=key,
         key_source=key_source,
     )

@@ -25,6 +25,13 @@ from airflow_provider_kling.exceptions import (
 from airflow_provider_kling.operators._progress import ProgressReporter
 from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
 
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    from airflow_provider_kling.hooks._shared_client import is_descriptor_exhaustion
+
+    return is_descriptor_exhaustion(exc)
+
+
 #: The three event statuses the trigger can fire; anything else reaching ``execute_complete`` is a bug.
 TRIGGER_EVENT_STATUSES = frozenset({"success", "error", "timeout"})
 
@@ -237,7 +244,8 @@ class KlingRequestTrigger(BaseTrigger):
         # module pulls in httpx; keep the import cost where it is needed.
         from airflow_provider_kling.hooks.kling import KlingHook
 
-        return KlingHook(fal_conn_id=self.fal_conn_id)
+        # Every Kling trigger on the triggerer's loop shares one client and one connection read.
+        return KlingHook(fal_conn_id=self.fal_conn_id, shared_client=True)
 
     def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
         payload: dict[str, Any] = {
@@ -291,11 +299,16 @@ class KlingRequestTrigger(BaseTrigger):
         """Follow the request until it completes, fails for good or outlives ``end_time``."""
         progress = ProgressReporter(self.log, self.request_id, self.submitted_at)
         failures = 0
+        first = True
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
                 return self._timeout_event()
-            stream = hook.astream_status(self.request, poll_interval=self.poll_interval, use_sse=self.use_sse)
+            # Only the first polls are spread out: a reopen already waited after its hiccup.
+            stream = hook.astream_status(
+                self.request, poll_interval=self.poll_interval, use_sse=self.use_sse, spread_start=first
+            )
+            first = False
             try:
                 while True:
                     remaining = self._remaining()
@@ -318,6 +331,17 @@ class KlingRequestTrigger(BaseTrigger):
                     "error", str(exc), error_type=getattr(exc, "error_type", None), source="poll"
                 )
             except Exception as exc:
+                if _out_of_descriptors(exc):
+                    # This process's problem, not fal's or the job's: wait for descriptors to free up
+                    # instead of spending the failure budget (and failing a job that is fine).
+                    self.log.warning(
+                        "Polling fal request %s failed: this triggerer is out of file descriptors "
+                        "(raise its ulimit -n); trying again in %s s",
+                        self.request_id,
+                        self.poll_interval,
+                    )
+                    await self._sleep_before_retry()
+                    continue
                 failures += 1
                 self.log.warning(
                     "Polling fal request %s failed (%d/%d in a row): %s",
