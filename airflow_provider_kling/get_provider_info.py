@@ -77,6 +77,17 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Read timeout of each HTTP call to fal.",
                         "schema": {"type": ["number", "null"], "default": 120},
                     },
+                    "max_connections": {
+                        "label": "Triggerer poll connections",
+                        "description": "Connections (and status polls in flight) the triggerer's shared "
+                        "fal client keeps for all Kling triggers; SSE streams have one each on top.",
+                        "schema": {"type": ["integer", "null"], "default": 100, "minimum": 1},
+                    },
+                    "keepalive_expiry": {
+                        "label": "Idle connection keep-alive (seconds)",
+                        "description": "How long an idle pooled connection stays open for the next poll.",
+                        "schema": {"type": ["number", "null"], "default": 60},
+                    },
                     "dashboard_url_template": {
                         "label": "fal request link template",
                         "description": "URL of the 'fal request' extra link; {request_id} and "

@@ -292,3 +292,23 @@ async def test_descriptor_exhaustion_falls_back_to_polling_and_fails_no_job(
     # The trigger's own line (Airflow's structlog writes trigger logs to stdout).
     assert "this triggerer is out of file descriptors (raise its ulimit -n)" in capsys.readouterr().out
     assert emulator.requests["status_stream"] == 0  # the stream never opened; polling finished the job
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"max_connections": 0}, "'max_connections' must be an integer >= 1"),
+        ({"max_connections": "many"}, "'max_connections' must be an integer >= 1"),
+        ({"keepalive_expiry": -1}, "'keepalive_expiry' must be > 0 seconds"),
+    ],
+)
+def test_pool_extras_are_checked(extra, message):
+    from airflow_provider_kling.exceptions import KlingConfigurationError
+    from airflow_provider_kling.protocol.config import settings_from_connection
+
+    with pytest.raises(KlingConfigurationError, match=message):
+        settings_from_connection(host=None, port=None, password=KEY, extra=extra, environ={})
+    settings = settings_from_connection(
+        host=None, port=None, password=KEY, extra={"max_connections": "8", "keepalive_expiry": 90}, environ={}
+    )
+    assert (settings.max_connections, settings.keepalive_expiry) == (8, 90.0)
