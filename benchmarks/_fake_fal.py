@@ -147,20 +147,22 @@ class FalProtocol(asyncio.Protocol):
         self.streaming = True
         self.transport.write(SSE_HEADERS)
         self.send_event(rid)
-        loop = asyncio.get_running_loop()
-        now = time.time()
-        for moment in boundaries(rid):
-            if moment > now:
-                self.timers.append(loop.call_later(moment - now, self.send_event, rid))
 
     def send_event(self, rid: str) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        state = job_state(rid, time.time())
+        now = time.time()
+        state = job_state(rid, now)
         STATS.seen(rid)
         self.transport.write(b"data: " + json.dumps(state).encode() + b"\n\n")
         if state["status"] == "COMPLETED":
             self.transport.close()
+            return
+        # The next change of state (timers may fire a little early: the margin keeps them after it).
+        upcoming = [moment for moment in boundaries(rid) if moment > now]
+        if upcoming:
+            delay = upcoming[0] - now + 0.001
+            self.timers.append(asyncio.get_running_loop().call_later(delay, self.send_event, rid))
 
 
 async def serve(port: int) -> None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_kling.exceptions import KlingError, KlingRequestFailedError, KlingServerError
 from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
-from airflow_provider_kling.triggers.kling import TRIGGER_EVENT_STATUSES
 
 if TYPE_CHECKING:
     from airflow_provider_kling.hooks.kling import KlingHook
@@ -35,6 +34,8 @@ OUTPUT_KEYS = (
 
 def validate_event(event: Any) -> dict[str, Any]:
     """Reject a missing or unrecognised trigger event instead of letting it pass as success."""
+    from airflow_provider_kling.triggers.kling import TRIGGER_EVENT_STATUSES  # not at DAG parse time
+
     if not isinstance(event, Mapping):
         raise KlingError(
             f"The Kling trigger returned no usable event ({event!r}); the task cannot tell the outcome"

@@ -1,7 +1,8 @@
 """Map the typed operators' readable keyword arguments to a fal endpoint id and its input.
 
-The endpoint registry (:mod:`airflow_provider_kling.models.registry`) says which (version, tier,
-task) combinations exist and what each accepts; this module only translates names and turns an
+The endpoint registry (:mod:`airflow_provider_kling.models.registry`, mirrored as plain data in
+:mod:`._capabilities` for parse time) says which (version, tier, task) combinations exist and what
+each accepts; this module only translates names and turns an
 impossible combination into an error that lists the possible ones, before any network call.
 """
 
@@ -22,9 +23,10 @@ def _norm_version(model: Any) -> str:
 
 
 def _specs(task: str) -> list[Any]:
-    from airflow_provider_kling.models.registry import REGISTRY
+    # The plain-data table, not the registry: DAG parsing must not build the pydantic models.
+    from airflow_provider_kling.operators._capabilities import SPECS
 
-    return [spec for spec in REGISTRY.values() if spec.capabilities.task == task]
+    return [spec for spec in SPECS if spec.capabilities.task == task]
 
 
 def _choices(specs: Sequence[Any]) -> str:

@@ -16,7 +16,6 @@ from airflow_provider_kling.exceptions import KlingConfigurationError, KlingErro
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
 from airflow_provider_kling.operators._progress import ProgressReporter
-from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
 try:
     from airflow.sdk import conf
@@ -115,6 +114,10 @@ class KlingRequestSensor(BaseSensorOperator):
         done = self.poke(context)
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
+        from airflow_provider_kling.triggers.kling import (
+            KlingRequestTrigger,
+        )  # only a deferring task needs it
+
         trigger = KlingRequestTrigger.for_request(
             request,
             fal_conn_id=self.fal_conn_id,
