@@ -24,6 +24,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from airflow_provider_kling import __version__
+from airflow_provider_kling.operators._body import iter_body
 from airflow_provider_kling.operators._mp4 import Mp4Boxes
 from airflow_provider_kling.operators._placement import (
     KlingDownloadError,
@@ -31,6 +32,7 @@ from airflow_provider_kling.operators._placement import (
     destination_error,
     ensure_parent,
     file_digest,
+    is_local,
     remove_quietly,
     temporary_sibling,
 )
@@ -159,7 +161,10 @@ def _attempt(
             digest = hashlib.sha256()
             size = 0
             with _open_for_writing(tmp, final) as fh:
-                for chunk in response.iter_bytes(chunk_size):
+                # One buffer per attempt, whatever the file's size. Object stores may keep what
+                # they are given: only local files get views of the buffer.
+                buffer = bytearray(chunk_size)
+                for chunk in iter_body(response, buffer, copy=not is_local(tmp)):
                     fh.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
