@@ -92,14 +92,14 @@ def test_shared_client_is_closed_when_the_loop_ends(emulator, fal_conn):
     async def main():
         events = await _events(_trigger(request, use_sse=False))
         (client,) = shared.loop_clients_snapshot().values()
-        assert not client.closed and client._polls is not None
-        assert len(client._polls._pool.connections) == 1  # the poll's connection is kept alive
-        return events, client
+        assert not client.closed
+        assert client.poll_connections == 1  # the poll's connection is kept alive for the next one
+        return events, client, list(client._transports)
 
-    events, client = asyncio.run(main())
+    events, client, transports = asyncio.run(main())
     assert [e["status"] for e in events] == ["success"]
     assert client.closed
-    assert client._polls._pool.connections == []  # its sockets are closed too
+    assert transports and all(t._pool.connections == [] for t in transports)  # its sockets are closed too
 
     async def again():
         # A new loop never sees the old loop's client.

@@ -130,10 +130,11 @@ class ClientOptions:
 class SharedFalClient:
     """The HTTP side of every Kling trigger on one loop with the same :class:`ClientOptions`.
 
-    Status polls go through one keep-alive pool of ``max_connections`` connections; at most that
-    many are in flight, the rest wait their turn here (httpx's pool scans its whole queue for every
-    request, so a long queue there costs CPU per poll). Each SSE stream gets a connection of its
-    own, closed with the stream.
+    Status polls share up to ``max_connections`` kept-alive connections, each in a transport of its
+    own: a poll takes an idle one (the most recently used, so the rest can expire), or opens one, and
+    at most that many polls are in flight; the others wait their turn here. (One httpx pool of N
+    connections scans all of them, several times, for every request: O(N²) per poll.) Each SSE
+    stream gets a connection of its own, closed with the stream.
 
     :param options: transport settings.
     :param ssl_context: the process's TLS context.
@@ -143,21 +144,23 @@ class SharedFalClient:
         self.options = options
         self._ssl = ssl_context
         self._timeout = httpx.Timeout(options.request_timeout, connect=options.connect_timeout).as_dict()
-        limits = httpx.Limits(
-            max_connections=options.max_connections,
-            max_keepalive_connections=options.max_connections,
-            keepalive_expiry=options.keepalive_expiry,
+        self._one = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=options.keepalive_expiry
         )
         # Requests go straight to the transport (no cookies, auth flow or redirects to run: the queue
         # API needs none), which halves the client's CPU per poll. Proxies from the environment
         # (HTTPS_PROXY, ...) are only honoured by a full client, so those deployments get one.
         self._proxied = bool(urllib.request.getproxies())
         self._client: httpx.AsyncClient | None = None
-        self._polls: httpx.AsyncHTTPTransport | None = None
         if self._proxied:
+            limits = httpx.Limits(
+                max_connections=options.max_connections,
+                max_keepalive_connections=options.max_connections,
+                keepalive_expiry=options.keepalive_expiry,
+            )
             self._client = httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=httpx.Timeout(None))
-        else:
-            self._polls = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
+        self._idle: list[httpx.AsyncHTTPTransport] = []  # last used last: reuse the warmest
+        self._transports: list[httpx.AsyncHTTPTransport] = []
         self._slots = asyncio.Semaphore(options.max_connections)
         self._opening = asyncio.Semaphore(MAX_CONCURRENT_OPENS)
         self.streams_open = 0
@@ -181,14 +184,28 @@ class SharedFalClient:
         async with self._slots:
             if self._client is not None:
                 return await self._client.send(request)
-            assert self._polls is not None
-            response = await self._polls.handle_async_request(request)
+            transport = self._idle.pop() if self._idle else self._new_transport()
             try:
-                await response.aread()
+                response = await transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
             finally:
-                await response.aclose()
+                # Back even after a failure: httpcore dropped a broken connection, the slot is fine.
+                self._idle.append(transport)
         response.request = request
         return response
+
+    def _new_transport(self) -> httpx.AsyncHTTPTransport:
+        transport = httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._one)
+        self._transports.append(transport)
+        return transport
+
+    @property
+    def poll_connections(self) -> int:
+        """Poll connections open now (kept alive or in use)."""
+        return sum(len(t._pool.connections) for t in self._transports)
 
     @asynccontextmanager
     async def stream(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
@@ -265,8 +282,9 @@ class SharedFalClient:
         self.closed = True
         if self._client is not None:
             await self._client.aclose()
-        if self._polls is not None:
-            await self._polls.aclose()
+        transports, self._transports, self._idle = self._transports, [], []
+        for transport in transports:
+            await transport.aclose()
 
 
 class _LoopClients:
