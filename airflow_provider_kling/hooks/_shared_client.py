@@ -262,7 +262,10 @@ class SharedFalClient:
     def pause_streams(self, reason: str) -> None:
         """Stop opening streams for :data:`STREAM_PAUSE` seconds after running out of descriptors."""
         self._paused_until = time.monotonic() + STREAM_PAUSE
-        self._warn(f"opening a fal status stream failed: {reason}")
+        self._warn(
+            f"This triggerer ran out of file descriptors (ulimit -n {descriptor_limit()}, "
+            f"{self.streams_open} fal status streams open) opening a status stream ({reason})"
+        )
 
     def _warn(self, what: str) -> None:
         now = time.monotonic()
