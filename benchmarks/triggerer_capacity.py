@@ -347,7 +347,7 @@ COLUMNS = [
     ("CPU/poll ms", lambda r: _num(r["cpu_per_poll_ms"], "{:.2f}")),
     ("RSS/job KB", lambda r: f"{r['rss_per_job_kb']:.0f}"),
     ("fds", lambda r: f"{r['fds_max']:,}"),
-    ("GC max ms (steady)", lambda r: f"{r['gc_max_ms']:.0f} ({r.get('gc_steady_max_ms', float('nan')):.0f})"),
+    ("GC max ms (steady)", lambda r: f"{r['gc_max_ms']:.0f} ({_num(r.get('gc_steady_max_ms'), '{:.0f}')})"),
     ("done→event p50 / p99 ms", lambda r: f"{r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f}"),
     (
         "events (exactly once)",
