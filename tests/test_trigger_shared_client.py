@@ -174,8 +174,7 @@ async def test_cancelling_one_trigger_closes_its_stream_and_leaves_the_others_op
     try:
         tasks = {req.request_id: asyncio.ensure_future(_events(_trigger(req))) for req in requests}
         await server.wait(lambda: set(server.open) == set(rids))
-        # Let every trigger take its first event, so none is resuming when r2 is cancelled (Python
-        # < 3.12's asyncio.wait_for loses a cancellation that lands as its inner task finishes).
+        # Every trigger has taken its first event: r2 is cancelled while it waits on its stream.
         await asyncio.sleep(0.3)
         tasks["r2"].cancel()
         await server.wait(lambda: "r2" not in server.open)  # its socket was closed...

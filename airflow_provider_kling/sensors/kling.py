@@ -114,9 +114,8 @@ class KlingRequestSensor(BaseSensorOperator):
         done = self.poke(context)
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
-        from airflow_provider_kling.triggers.kling import (
-            KlingRequestTrigger,
-        )  # only a deferring task needs it
+        # Only a deferring task needs the trigger module (and Airflow's trigger base it imports).
+        from airflow_provider_kling.triggers.kling import KlingRequestTrigger
 
         trigger = KlingRequestTrigger.for_request(
             request,
