@@ -60,6 +60,10 @@ class KlingValidationError(KlingError):
         self.errors: list[dict[str, Any]] = list(errors or [])
 
 
+class KlingCostLimitError(KlingError):
+    """The estimated cost exceeds the task's ``max_cost_usd`` (or is unknown under a cap); nothing was spent."""
+
+
 class KlingRequestFailedError(KlingError):
     """The job reached COMPLETED with an error, and its result GET answered 4xx/5xx."""
 

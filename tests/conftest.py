@@ -31,6 +31,9 @@ os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = "kling-tests-" + "x" * 64
 # import writes airflow.cfg with a key this process never reads, and encrypted values (Variables,
 # connections) can't be shared across processes.
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
+# OpenLineage (a test dependency) stays off except in the lineage test, which enables it in a
+# process of its own: its listener would otherwise fork on every task event of every dag.test().
+os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "True"
 # A key must exist in the environment of nobody: tests set connections explicitly.
 for _var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
     os.environ.pop(_var, None)

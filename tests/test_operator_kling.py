@@ -85,7 +85,9 @@ def test_sync_mode_returns_the_small_dict_and_pushes_xcoms(emulator, fal_conn):
         "file_size",
         "duration",
         "cost_estimate",
+        "max_cost_usd",
     }
+    assert output["max_cost_usd"] is None  # no cap on this task or its connection
     assert output["endpoint_id"] == T2V
     assert output["video_url"].startswith(emulator.cdn_url + "/files/")
     assert output["content_type"] == "video/mp4"

@@ -19,6 +19,7 @@ from typing import IO, Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
+from airflow_provider_kling import metrics
 from airflow_provider_kling.exceptions import (
     KlingAuthenticationError,
     KlingConfigurationError,
@@ -76,7 +77,7 @@ class KlingHook(BaseHook):
     ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` from the environment, which also serve, with fal's default URLs,
     when no ``fal_default`` connection exists at all); host = queue URL (default
     ``https://queue.fal.run``; extra ``queue_url`` wins); extras ``rest_url``, ``cdn_url``,
-    ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``,
+    ``request_timeout`` (seconds, default 120), ``dashboard_url_template``, ``prices``, ``max_cost_usd``,
     ``max_connections`` (the triggerer's shared poll pool, default 100) and ``keepalive_expiry``
     (seconds an idle pooled connection stays open, default 60).
 
@@ -304,6 +305,7 @@ class KlingHook(BaseHook):
         """Ask fal to cancel; returns CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND."""
         outcome = self._run(self._queue.cancel_call(request))
         self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
+        metrics.cancelled(request.endpoint_id)
         return outcome
 
     def wait(
@@ -489,6 +491,7 @@ class KlingHook(BaseHook):
         """Async :meth:`cancel`."""
         outcome = await self._acall(lambda queue: queue.cancel_call(request))
         self.log.info("Cancel of fal request %s: %s", request.request_id, outcome)
+        metrics.cancelled(request.endpoint_id)
         return outcome
 
     async def astream_status(

@@ -53,6 +53,7 @@ from airflow_provider_kling.models.text_to_video import (
     V26TextToVideoInput,
 )
 from airflow_provider_kling.models.validation import (
+    cost_budget,
     estimate_cost,
     fal_validation_errors,
     prepare_arguments,
@@ -95,6 +96,7 @@ __all__ = [
     "V26TextToVideoInput",
     "VideoEffectsInput",
     "VideoOutput",
+    "cost_budget",
     "estimate_cost",
     "fal_validation_errors",
     "get_endpoint",

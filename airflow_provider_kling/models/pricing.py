@@ -105,6 +105,27 @@ class Price:
             return self.per_clip
         return None
 
+    def basis(self, arguments: Mapping[str, Any], *, default_duration: str = "5") -> str:
+        """How :meth:`cost` prices these arguments, in words (for logs and refusals)."""
+        seconds = str(arguments.get("duration", default_duration))
+        source = f" ({self.source})" if self.source else ""
+        if self.per_clip_5s is not None:
+            extra = self.per_extra_second or Decimal(0)
+            return f"${self.per_clip_5s} for the first 5 s + ${extra}/s after, {seconds} s{source}"
+        if self.per_second is not None:
+            rate, what = self.per_second, "per second"
+            audio = arguments.get("generate_audio")
+            if audio and self.per_second_audio is not None:
+                rate, what = self.per_second_audio, "per second with generate_audio"
+            if audio and arguments.get("voice_ids") and self.per_second_voice is not None:
+                rate, what = self.per_second_voice, "per second with voice_ids"
+            return f"{seconds} s x ${rate}/s ({what}){source}"
+        if self.per_clip is not None:
+            return f"${self.per_clip} per clip{source}"
+        if self.per_input_second is not None:
+            return f"${self.per_input_second} per second of input video, unknown before the job runs{source}"
+        return f"no usable price{source}"
+
 
 def _d(value: str) -> Decimal:
     return Decimal(value)

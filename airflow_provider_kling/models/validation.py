@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from airflow_provider_kling.cost import CostBudget, effective_cap
 from airflow_provider_kling.exceptions import KlingValidationError
 from airflow_provider_kling.models.errors import (
     Loc,
@@ -33,7 +34,7 @@ from airflow_provider_kling.models.files import (
     run_uploads,
     set_at,
 )
-from airflow_provider_kling.models.pricing import find_override, load_overrides
+from airflow_provider_kling.models.pricing import Price, find_override, load_overrides
 from airflow_provider_kling.models.registry import EndpointSpec, get_endpoint
 from airflow_provider_kling.protocol.endpoints import parse_endpoint_id
 
@@ -271,18 +272,64 @@ def estimate_cost(
     Never raises for bad arguments (returns None); raises KlingConfigurationError for a bad
     ``prices`` entry.
     """
+    price, filled = _price_and_arguments(endpoint_id, arguments, prices)
+    if price is None or filled is None:
+        return None
+    return price.cost(filled)
+
+
+def _price_and_arguments(
+    endpoint_id: str, arguments: Any, prices: Mapping[str, Any] | str | None
+) -> tuple[Price | None, dict[str, Any] | None]:
+    """The price in force for ``endpoint_id`` and the arguments with fal's defaults filled in."""
     spec = get_endpoint(endpoint_id)
     override = find_override(str(endpoint_id).strip("/"), load_overrides(prices))
     price = override or (spec.price if spec else None)
-    if price is None or not isinstance(arguments, Mapping):
-        return None
+    if not isinstance(arguments, Mapping):
+        return price, None
     filled: dict[str, Any] = {}
     if spec is not None:
         for name, info in spec.request_model.model_fields.items():
             if not info.is_required() and info.default is not None:
                 filled[name] = info.default
     filled.update({k: v for k, v in arguments.items() if v is not None})
-    return price.cost(filled)
+    return price, filled
+
+
+def cost_budget(
+    endpoint_id: str,
+    arguments: Mapping[str, Any],
+    *,
+    prices: Mapping[str, Any] | str | None = None,
+    max_cost_usd: Any = None,
+    connection_max_cost_usd: Any = None,
+    allow_unknown_cost: bool = False,
+) -> CostBudget:
+    """The estimate of one request, how it was computed, and the cap it must stay under.
+
+    :param endpoint_id: fal endpoint id.
+    :param arguments: the validated arguments (:func:`validate_arguments`).
+    :param prices: the connection's ``prices`` extra (see :func:`estimate_cost`).
+    :param max_cost_usd: the task's cap (USD; number or string); wins over the connection's.
+    :param connection_max_cost_usd: the connection extra ``max_cost_usd``.
+    :param allow_unknown_cost: let an endpoint without a known price through a cap.
+    :raises KlingConfigurationError: for a malformed cap or ``prices`` entry.
+    """
+    cap, cap_source = effective_cap(max_cost_usd, connection_max_cost_usd)
+    price, filled = _price_and_arguments(endpoint_id, arguments, prices)
+    if price is None:
+        estimate, basis = None, "no price in the built-in table or the connection extra 'prices'"
+    else:
+        estimate = price.cost(filled or {})
+        basis = price.basis(filled or {})
+    return CostBudget(
+        endpoint_id=endpoint_id,
+        estimate=estimate,
+        basis=basis,
+        cap=cap,
+        cap_source=cap_source,
+        allow_unknown_cost=allow_unknown_cost,
+    )
 
 
 def describe_errors(errors: list[dict[str, Any]]) -> str:

@@ -31,6 +31,9 @@ class ProgressReporter:
         self.started_at = time.time() if started_at is None else started_at
         self._last_state: tuple[str, int | None] | None = None
         self._seen_logs: set[tuple[str, str]] = set()
+        self._queued_seen = False
+        self._started_seen_at: float | None = None  # IN_PROGRESS observed right after IN_QUEUE
+        self._timed = False
 
     @property
     def elapsed(self) -> float:
@@ -46,9 +49,34 @@ class ProgressReporter:
         if status.done:
             self._log_new_lines(status)
             self._log_state(status)
+            self._emit_timings(status)
         else:
+            self._track_start(status)
             self._log_state(status)
             self._log_new_lines(status)
+
+    def _track_start(self, status: RequestStatus) -> None:
+        if status.status == "IN_QUEUE":
+            self._queued_seen = True
+        elif self._queued_seen and self._started_seen_at is None:
+            self._started_seen_at = time.time()
+
+    def _emit_timings(self, status: RequestStatus) -> None:
+        """Queue wait and generation time of the finished request, once (kling.* timers).
+
+        fal's ``inference_time`` splits the observed total exactly; without it, only a start seen
+        by this reporter (IN_QUEUE then IN_PROGRESS) splits it, to the precision of the polling.
+        """
+        if self._timed:
+            return
+        self._timed = True
+        from airflow_provider_kling import metrics
+
+        inference = metrics.inference_seconds(status.metrics)
+        if inference is not None:
+            metrics.timings(max(self.elapsed - inference, 0.0), inference)
+        elif self._started_seen_at is not None:
+            metrics.timings(self._started_seen_at - self.started_at, time.time() - self._started_seen_at)
 
     def _log_state(self, status: RequestStatus) -> None:
         # Queue position only matters while queued; elsewhere it is None or stale.

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_kling import metrics
+from airflow_provider_kling.cost import CostBudget, effective_cap, parse_usd
 from airflow_provider_kling.exceptions import (
     KlingConfigurationError,
     KlingError,
@@ -105,7 +107,8 @@ class KlingVideoOperator(BaseOperator):
 
     Returns (XCom ``return_value``) a small JSON dict: ``request_id``, ``endpoint_id``,
     ``video_url``, ``content_type``, ``file_name``, ``file_size``, ``duration`` (seconds asked
-    for) and ``cost_estimate`` (a decimal string in USD, or None when unknown). With
+    for), ``cost_estimate`` (a decimal string in USD, or None when unknown) and ``max_cost_usd``
+    (the cap in force, or None). With
     ``wait_for_completion=False`` the video fields are None; follow up with
     :class:`~airflow_provider_kling.sensors.kling.KlingRequestSensor`. XCom ``request_id`` is
     pushed right after submit, ``video_url`` on completion, ``fal_request_url`` when the connection
@@ -130,6 +133,13 @@ class KlingVideoOperator(BaseOperator):
         store on Airflow >= 3.3 and in an Airflow Variable on 3.1/3.2 (deleted on success there).
         A completed request is reused only when the endpoint and arguments are unchanged; set this
         to False to always generate a new video.
+    :param max_cost_usd: refuse to upload or submit when the request's estimated cost (USD)
+        exceeds this; the message names the estimate, the cap and how the estimate was computed.
+        Templated; default: the ``fal`` connection's extra ``max_cost_usd``, else no cap.
+    :param allow_unknown_cost: under a cap, submit to an endpoint whose price is not known
+        (otherwise refused, since the cap cannot be checked).
+    :param lineage_include_prompt: put the prompt itself into the OpenLineage ``klingRequest`` run
+        facet (by default only its SHA-256 is sent to the lineage backend).
     :param allow_unknown_effect_scene: send an ``effect_scene`` this provider does not know yet
         (fal adds scenes monthly) instead of refusing it; a typo such as ``sqiush`` is refused
         with a "did you mean" unless this is set.
@@ -140,7 +150,14 @@ class KlingVideoOperator(BaseOperator):
         fal dashboard. True: the next try submits again, so a second paid job may result.
     """
 
-    template_fields: Sequence[str] = ("endpoint_id", "arguments", "fal_conn_id", "webhook_url", "priority")
+    template_fields: Sequence[str] = (
+        "endpoint_id",
+        "arguments",
+        "fal_conn_id",
+        "webhook_url",
+        "priority",
+        "max_cost_usd",
+    )
     template_fields_renderers = {"arguments": "json"}
     ui_color = "#f3e8ff"
     operator_extra_links = (KlingVideoLink(), FalRequestLink())
@@ -165,6 +182,9 @@ class KlingVideoOperator(BaseOperator):
         reattach_on_retry: bool = True,
         allow_unknown_effect_scene: bool = False,
         resubmit_if_uncertain: bool = False,
+        max_cost_usd: float | str | None = None,
+        allow_unknown_cost: bool = False,
+        lineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -182,6 +202,11 @@ class KlingVideoOperator(BaseOperator):
         self.reattach_on_retry = reattach_on_retry
         self.resubmit_if_uncertain = resubmit_if_uncertain
         self.allow_unknown_effect_scene = allow_unknown_effect_scene
+        self.max_cost_usd = max_cost_usd
+        self.allow_unknown_cost = allow_unknown_cost
+        self.lineage_include_prompt = lineage_include_prompt
+        if not _is_lazy(max_cost_usd):
+            parse_usd(max_cost_usd, "max_cost_usd")  # a typo fails at parse time, not at run time
         if priority is not None and not _is_lazy(priority) and priority not in ("normal", "low"):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
         if start_timeout is not None and _seconds(start_timeout, "start_timeout") <= 1:
@@ -217,6 +242,7 @@ class KlingVideoOperator(BaseOperator):
 
     # -- execute: reattach, reuse or submit -----------------------------------------------------
 
+    @metrics.count_failures
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kling.models import validate_arguments
         from airflow_provider_kling.protocol.headers import check_submit_options
@@ -231,6 +257,7 @@ class KlingVideoOperator(BaseOperator):
             endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
         )
         wanted = fingerprint(endpoint_id, validated)
+        self._budget = self._cost_budget(endpoint_id, validated)
 
         state = self._reattach_state(context)
         try:
@@ -256,8 +283,10 @@ class KlingVideoOperator(BaseOperator):
         if decision == "reuse" and previous is not None:
             output = self._reuse(context, state, previous)
             if output is not None:
+                metrics.reattached(endpoint_id, "reuse")
                 return output
         if decision == "reattach" and previous is not None:
+            metrics.reattached(endpoint_id, "follow")
             stored = self._stored = previous
             self._at_stake = stored.request
             completion.push_request_xcoms(context, self.hook, stored.request, self.log)
@@ -267,12 +296,31 @@ class KlingVideoOperator(BaseOperator):
         if not self.wait_for_completion:
             state.finish(stored)
             self._at_stake = None
-            return completion.pending_output(
-                stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate
+            return self._with_cap(
+                completion.pending_output(
+                    stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate
+                )
             )
         if self.deferrable:
             self._defer(context, stored)
         return self._wait_in_worker(context, state, stored)
+
+    def _cost_budget(self, endpoint_id: str, validated: dict[str, Any]) -> CostBudget:
+        from airflow_provider_kling.models import cost_budget
+
+        return cost_budget(
+            endpoint_id,
+            validated,
+            prices=self.hook.prices,
+            max_cost_usd=self.max_cost_usd,
+            connection_max_cost_usd=self.hook.settings.max_cost_usd,
+            allow_unknown_cost=self.allow_unknown_cost,
+        )
+
+    def _with_cap(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The return value with ``max_cost_usd``: the cap this task ran under (None: no cap)."""
+        cap, _ = effective_cap(self.max_cost_usd, self.hook.settings.max_cost_usd)
+        return {**output, "max_cost_usd": None if cap is None else str(cap)}
 
     def _reattach_state(self, context: Context) -> ReattachState:
         if not self.reattach_on_retry:
@@ -282,20 +330,18 @@ class KlingVideoOperator(BaseOperator):
     def _submit(
         self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
     ) -> StoredRequest:
-        from airflow_provider_kling.models import estimate_cost, prepare_arguments
+        from airflow_provider_kling.models import prepare_arguments
 
         hook = self.hook
+        budget = self._budget
+        self.log.info("Submitting to %s; %s", endpoint_id, budget.describe())
+        budget.enforce()  # before any upload: a refused task has spent nothing
         prepared = prepare_arguments(
             endpoint_id,
             arguments,
             upload=hook.upload_file,
             allow_unknown_effect_scene=self.allow_unknown_effect_scene,
         )
-        cost = estimate_cost(endpoint_id, prepared, prices=hook.prices)
-        if cost is None:
-            self.log.info("Submitting to %s (no cost estimate for this endpoint)", endpoint_id)
-        else:
-            self.log.info("Submitting to %s; estimated cost %s USD", endpoint_id, cost)
         # Recorded before the POST leaves: if this worker dies, or fal's answer is lost, the next try
         # knows a paid job may exist even though it never learnt its id.
         ti = context.get("ti")
@@ -322,11 +368,12 @@ class KlingVideoOperator(BaseOperator):
             state.clear_in_flight()
             raise
         self._at_stake = request
+        metrics.submitted(endpoint_id, budget.estimate_cents)
         stored = self._stored = StoredRequest(
             request=request,
             fingerprint=wanted,
             submitted_at=time.time(),
-            cost_estimate=completion.cost_to_str(cost),
+            cost_estimate=completion.cost_to_str(budget.estimate),
             duration=completion.requested_duration(prepared),
         )
         # Persist first: everything after this line may crash, and the next try must find the request.
@@ -434,6 +481,7 @@ class KlingVideoOperator(BaseOperator):
 
     # -- resuming after the trigger -------------------------------------------------------------
 
+    @metrics.count_failures
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, stored: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -494,7 +542,9 @@ class KlingVideoOperator(BaseOperator):
         from airflow_provider_kling.models import estimate_cost, validate_arguments
 
         endpoint_id, arguments = self.build_request()
-        validated = validate_arguments(endpoint_id, arguments)
+        validated = validate_arguments(
+            endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
+        )
         try:
             cost = estimate_cost(endpoint_id, validated, prices=self.hook.prices)
         except KlingError as exc:  # a bad price override was logged at submit; no reason to fail now
@@ -549,6 +599,7 @@ class KlingVideoOperator(BaseOperator):
     def _finish(
         self, context: Context, state: ReattachState, stored: StoredRequest, output: dict[str, Any]
     ) -> dict[str, Any]:
+        output = self._with_cap(output)
         stored.output = output
         self._finished = True
         state.finish(stored)
@@ -591,6 +642,20 @@ class KlingVideoOperator(BaseOperator):
         except Exception as exc:
             self.log.warning("Could not cancel fal request %s: %s", request.request_id, exc)
             return f"cancel failed: {exc}"
+
+    # -- OpenLineage: called by the OpenLineage provider only (the module imports OpenLineage) ---
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """Input media and the request facet (no request id yet); see :mod:`airflow_provider_kling.lineage`."""
+        from airflow_provider_kling.lineage import kling_operator_lineage
+
+        return kling_operator_lineage(self, complete=False)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input media, the generated video's URL, and the request facet with its fal request id."""
+        from airflow_provider_kling.lineage import kling_operator_lineage
+
+        return kling_operator_lineage(self, complete=True)
 
     def on_kill(self) -> None:
         """Cancel the remote request when the task is killed while waiting in the worker."""

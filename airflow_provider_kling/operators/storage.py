@@ -334,6 +334,18 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
         self.log.info("Wrote sidecar %s", sidecar)
         return sidecar
 
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The source video URL (and the Kling request facet when the source is a Kling result)."""
+        from airflow_provider_kling.lineage import storage_operator_lineage
+
+        return storage_operator_lineage(self, complete=False)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The source video URL in, the persisted file out; see :mod:`airflow_provider_kling.lineage`."""
+        from airflow_provider_kling.lineage import storage_operator_lineage
+
+        return storage_operator_lineage(self, complete=True)
+
     def _emit_asset_events(self, context: Context, output: dict[str, Any]) -> None:
         if not self.outlets:
             return

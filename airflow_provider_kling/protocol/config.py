@@ -10,9 +10,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_kling.cost import parse_usd
 from airflow_provider_kling.exceptions import KlingConfigurationError
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
@@ -47,6 +49,7 @@ class FalSettings:
     :param prices: per-endpoint price overrides from the ``prices`` extra.
     :param max_connections: size of the triggerer's shared status-poll pool (extra ``max_connections``).
     :param keepalive_expiry: seconds an idle pooled connection stays open (extra ``keepalive_expiry``).
+    :param max_cost_usd: the default per-task cost cap from the ``max_cost_usd`` extra (USD).
     :param key: the fal API key (never shown in ``repr``).
     :param key_source: where the key came from (``password``, ``FAL_KEY``, ``FAL_KEY_ID+FAL_KEY_SECRET``).
     """
@@ -60,6 +63,7 @@ class FalSettings:
     prices: dict[str, Any] = field(default_factory=dict)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY
+    max_cost_usd: Decimal | None = None
     key: str = field(default="", repr=False)
     key_source: str = ""
 
@@ -270,6 +274,7 @@ def settings_from_connection(
         if _present(extras.get("keepalive_expiry"))
         else DEFAULT_KEEPALIVE_EXPIRY
     )
+    max_cost_usd = parse_usd(extras.get("max_cost_usd"), "connection extra 'max_cost_usd'")
     key, key_source = resolve_key(password, environ)
     return FalSettings(
         queue_url=queue_url,
@@ -281,6 +286,7 @@ def settings_from_connection(
         prices=prices,
         max_connections=max_connections,
         keepalive_expiry=keepalive_expiry,
+        max_cost_usd=max_cost_usd,
         key=key,
         key_source=key_source,
     )
