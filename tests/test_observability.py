@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +292,58 @@ def test_operators_do_not_import_openlineage_while_a_dag_parses() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@contextmanager
+def _airflow_stats_to(listener: StatsdListener, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point this process's ``Stats`` at ``listener`` the way a worker configures it from [metrics]."""
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(listener.port))
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PREFIX", "airflow")
+    try:
+        from airflow.sdk.observability import stats
+        from airflow.sdk.observability.metrics import stats_utils
+    except ImportError:  # Airflow 3.1: a class-level singleton built from [metrics]
+        from airflow.metrics.statsd_logger import get_statsd_logger
+        from airflow.stats import Stats
+
+        Stats.instance, Stats._instance_pid = get_statsd_logger(Stats), os.getpid()
+        try:
+            yield
+        finally:
+            Stats.instance = None
+        return
+    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+    try:
+        yield
+    finally:
+        stats.initialize(factory=lambda: stats_utils.NoStatsLogger(), export_legacy_names=False)
+
+
+def test_reattach_and_refusals_are_counted_once(emulator, fal_conn, statsd, monkeypatch) -> None:
+    from airflow_provider_kling.exceptions import KlingCostLimitError
+    from airflow_provider_kling.operators.kling import KlingVideoOperator
+    from tests.test_operator_kling import DictStateStore, RecordingTI, _context
+
+    store = DictStateStore()
+    args = {"prompt": "a lighthouse", "duration": 5}
+
+    def op() -> KlingVideoOperator:
+        return KlingVideoOperator(task_id="r", endpoint_id=T2V, arguments=args, poll_interval=0.05)
+
+    with _airflow_stats_to(statsd, monkeypatch):
+        first = op().execute(_context(RecordingTI(try_number=1, max_tries=2), store))  # type: ignore[arg-type]
+        again = op().execute(_context(RecordingTI(try_number=2, max_tries=2), store))  # type: ignore[arg-type]
+        capped = KlingVideoOperator(task_id="c", endpoint_id=T2V, arguments=args, max_cost_usd="0.10")
+        with pytest.raises(KlingCostLimitError):
+            capped.execute(_context())  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        while "airflow.kling.failures" not in statsd.metrics() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert again["request_id"] == first["request_id"] and emulator.submissions[T2V] == 1
+    metrics = statsd.metrics()
+    assert metrics["airflow.kling.submissions"] == [(1.0, "c")]  # the reuse did not count again
+    assert metrics["airflow.kling.cost_estimate_cents"] == [(23.0, "c")]
+    assert metrics["airflow.kling.reattaches"] == [(1.0, "c")]
+    assert metrics["airflow.kling.failures.cost_cap_exceeded"] == [(1.0, "c")]
