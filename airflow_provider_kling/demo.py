@@ -5,7 +5,9 @@ Starts the embedded fal emulator, prepares a local AIRFLOW_HOME (``.airflow-home
 runs inline there, in a real deployment the triggerer runs it), then prints where the video is,
 its fal request id and how long it all took. No API key, no network, no cost.
 
-Run from a checkout: ``python -m airflow_provider_kling.demo [--keep-emulator-files]``.
+Run ``python -m airflow_provider_kling.demo`` (needs the ``emulator`` extra), from a checkout or
+wherever the package is installed: the example DAGs ship inside the wheel. ``.airflow-home/`` and
+``out/`` are made in the current directory.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ _SUFFIX = re.compile(r"\s+\[\w+\.[\w.]+\]")  # " [airflow.task.operators...]": a
 _INTERESTING = ("fal request", "Uploaded ", "Submitting to", "Saved ", "Video ready")
 
 
-def _repo_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "example_dags" / f"{DAG_ID}.py").is_file():
-        raise SystemExit(f"the demo runs from a source checkout: {root / 'example_dags'} not found")
-    return root
+def _dags_folder() -> Path:
+    """The example DAGs: inside the installed package (the wheel ships them), else the checkout's."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "example_dags", package.parent / "example_dags"):
+        if (folder / f"{DAG_ID}.py").is_file():
+            return folder
+    raise SystemExit(
+        f"the example DAGs are missing: neither {package / 'example_dags'} (installed wheel) nor "
+        f"{package.parent / 'example_dags'} (source checkout) holds {DAG_ID}.py"
+    )
 
 
 def _airflow() -> str:
@@ -43,12 +50,12 @@ def _airflow() -> str:
     return found
 
 
-def _environment(root: Path, home: Path, out: Path, connection: str) -> dict[str, str]:
+def _environment(dags: Path, home: Path, out: Path, connection: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
@@ -113,24 +120,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processing-time", type=float, default=3.0, help="emulated generation seconds")
     args = parser.parse_args(argv)
 
+    from airflow_provider_kling.emulator import FalEmulator
+    from airflow_provider_kling.emulator.video import MissingVideoLibrariesError, require_video_libraries
+
+    try:
+        require_video_libraries()
+    except MissingVideoLibrariesError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+
     started = time.monotonic()
-    root = _repo_root()
+    dags, root = _dags_folder(), Path.cwd()
     home, out = root / ".airflow-home", root / "out"
     home.mkdir(exist_ok=True)
     out.mkdir(exist_ok=True)
 
-    from airflow_provider_kling.emulator import FalEmulator
-
     with FalEmulator(processing_time=args.processing_time, queue_delay=1.0) as emulator:
         print(f"fal emulator on {emulator.url} (local; no key, no network, no cost)")
-        env = _environment(root, home, out, emulator.connection_json(key="demo-key:demo-secret"))
+        env = _environment(dags, home, out, emulator.connection_json(key="demo-key:demo-secret"))
         airflow = _airflow()
         print(f"Preparing AIRFLOW_HOME={home} ...", flush=True)
         migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
         if migrate.returncode:
             print(migrate.stdout[-2000:], migrate.stderr[-3000:], sep="\n", file=sys.stderr)
             return 1
-        print(f"Running DAG {DAG_ID} (airflow dags test, deferrable) ...", flush=True)
+        print(f"Running DAG {DAG_ID} from {dags} (airflow dags test, deferrable) ...", flush=True)
         dag_started = time.time()
         code = _run_dag(airflow, env, home / "demo.log")
         dag_seconds = time.time() - dag_started

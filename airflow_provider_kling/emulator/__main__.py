@@ -20,6 +20,7 @@ from airflow_provider_kling.emulator.app import EmulatorApp
 from airflow_provider_kling.emulator.server import DEFAULT_KEY, bind_socket, connection_uri, uvicorn_config
 from airflow_provider_kling.emulator.state import Knobs
 from airflow_provider_kling.emulator.storage import Storage
+from airflow_provider_kling.emulator.video import MissingVideoLibrariesError, require_video_libraries
 
 
 class _Server(uvicorn.Server):
@@ -60,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         knobs.validate()
-    except ValueError as exc:
+        require_video_libraries()
+    except (ValueError, MissingVideoLibrariesError) as exc:
         print(f"kling-emulator: {exc}", file=sys.stderr)
         return 2
     sock = bind_socket(args.host, args.port)

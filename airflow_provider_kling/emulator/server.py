@@ -18,6 +18,7 @@ import uvicorn
 from airflow_provider_kling.emulator.app import EmulatorApp
 from airflow_provider_kling.emulator.state import Failure, Knobs
 from airflow_provider_kling.emulator.storage import Storage
+from airflow_provider_kling.emulator.video import require_video_libraries
 
 DEFAULT_KEY = "emulator-key-id:emulator-key-secret"
 
@@ -138,6 +139,7 @@ class FalEmulator:
     def start(self) -> FalEmulator:
         if self._thread is not None:
             return self
+        require_video_libraries()
         sock = bind_socket(self._host, self._port)
         port = sock.getsockname()[1]
         host = f"[{self._host}]" if ":" in self._host else self._host

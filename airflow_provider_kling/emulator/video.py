@@ -122,6 +122,38 @@ def _frames(spec: ClipSpec):  # -> Iterator[np.ndarray]
             yield np.asarray(card.crop((left, top, left + width, top + height)))
 
 
+#: What generating clips imports (lazily); all must be importable before the emulator starts.
+VIDEO_LIBRARIES = {"av": "PyAV", "numpy": "numpy"}
+
+
+class MissingVideoLibrariesError(RuntimeError):
+    """The emulator cannot write MP4 files: PyAV or numpy is not installed."""
+
+
+def require_video_libraries() -> None:
+    """Refuse to start without PyAV/numpy: otherwise every job would end COMPLETED with a 500
+    ``internal_error`` at result time, far from the cause.
+
+    :raises MissingVideoLibrariesError: naming the missing packages and the install command.
+    """
+    import importlib.util
+
+    missing = []
+    for module, package in VIDEO_LIBRARIES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(package)
+    if missing:
+        raise MissingVideoLibrariesError(
+            f"The fal emulator writes real MP4 files and needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: "
+            "pip install 'airflow-provider-kling[emulator]'"
+        )
+
+
 def write_mp4(spec: ClipSpec, path: Path) -> int:
     """Encode ``spec`` as H.264/yuv420p MP4 at ``path``; returns the file size in bytes."""
     from fractions import Fraction
