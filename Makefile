@@ -10,8 +10,21 @@ COMPAT_VENV := .venv-af31
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_CONSTRAINTS := constraints/airflow-3.1.8-py3.11.txt
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
+# The lowest versions pyproject.toml allows (uv's lowest-direct resolution; Airflow itself at 3.1.8 with
+# its constraints, see .ci/lowest_versions.py), in a venv of its own.
+LOWEST_VENV := .venv-lowest
+LOWEST_PY := $(LOWEST_VENV)/bin/python
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+# The tests that drive our direct dependencies (httpx, httpx-sse, tenacity, pydantic, Pillow, PyAV, numpy,
+# starlette, uvicorn) themselves. The dag.test() and e2e tests add Airflow runs, and Airflow is the same
+# 3.1.8 that test-compat already covers; the whole non-e2e suite here costs 5+ min against about 1.5.
+LOWEST_TESTS := tests/test_emulator_faults.py tests/test_emulator_output.py tests/test_emulator_queue.py \
+	tests/test_emulator_server.py tests/test_emulator_storage.py tests/test_hook.py tests/test_hook_async.py \
+	tests/test_hook_edge.py tests/test_hook_upload.py tests/test_protocol.py tests/test_protocol_retry.py \
+	tests/test_models.py tests/test_file_inputs.py tests/test_validation_bad_inputs.py tests/test_storage.py \
+	tests/test_trigger_kling.py tests/test_operator_kling.py tests/test_credentials.py tests/test_provider_info.py
 
-.PHONY: venv test lint typecheck pytest test-compat demo emulator bench clean
+.PHONY: venv test lint typecheck pytest test-compat test-lowest demo emulator bench clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +40,13 @@ $(COMPAT_STAMP): pyproject.toml $(COMPAT_CONSTRAINTS)
 	$(COMPAT_VENV)/bin/uv pip install -q -p $(COMPAT_PY) --compile-bytecode -c $(COMPAT_CONSTRAINTS) -e ".[test]"
 	touch $(COMPAT_STAMP)
 
+$(LOWEST_STAMP): pyproject.toml $(COMPAT_CONSTRAINTS) .ci/lowest_versions.py $(STAMP)
+	test -x $(LOWEST_PY) || $(PYTHON) -m venv $(LOWEST_VENV)
+	$(PY) .ci/lowest_versions.py $(LOWEST_VENV)
+	$(UV) pip install -q -p $(LOWEST_PY) --compile-bytecode -r $(LOWEST_VENV)/lowest.txt
+	$(UV) pip install -q -p $(LOWEST_PY) --no-deps -e .
+	touch $(LOWEST_STAMP)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check airflow_provider_kling tests example_dags benchmarks
@@ -41,7 +61,11 @@ pytest: $(STAMP)
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) -m pytest -p no:cacheprovider -q --ignore=tests/e2e $(PYTEST_ARGS)
 
-test: lint typecheck pytest test-compat
+# Lowest versions of every direct dependency (see LOWEST_TESTS for why a subset).
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_PY) -m pytest -p no:cacheprovider -q $(LOWEST_TESTS) $(PYTEST_ARGS)
+
+test: lint typecheck pytest test-compat test-lowest
 
 demo: $(STAMP)
 	$(PY) -m airflow_provider_kling.demo
@@ -53,4 +77,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/emulator_throughput.py
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) out .airflow-home test-artifacts
+	rm -rf $(VENV) $(COMPAT_VENV) $(LOWEST_VENV) out .airflow-home test-artifacts
