@@ -71,7 +71,9 @@ def _noop_dag_run(work: Path) -> float:
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
     started = time.monotonic()
-    subprocess.run([airflow, "dags", "test", "bench_noop"], env=env, capture_output=True, check=True, timeout=600)
+    subprocess.run(
+        [airflow, "dags", "test", "bench_noop"], env=env, capture_output=True, check=True, timeout=600
+    )
     return time.monotonic() - started
 
 
