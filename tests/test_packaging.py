@@ -129,3 +129,11 @@ def test_the_emulator_refuses_to_start_without_pyav(code):
     assert done.returncode != 0
     assert "needs PyAV, which is not installed" in done.stderr
     assert "pip install 'airflow-provider-kling[emulator]'" in done.stderr
+
+
+def test_airflow_shows_the_documentation_url():
+    # Airflow reads it from the installed distribution's "Documentation" Project-URL.
+    from airflow.providers_manager import ProvidersManager
+
+    provider = ProvidersManager().providers["airflow-provider-kling"]
+    assert provider.data["documentation-url"] == "https://pypi.org/project/airflow-provider-kling/"
