@@ -44,6 +44,13 @@ def readme_test_file() -> tuple[str, str]:
     raise AssertionError(f"no '# tests/<name>.py' python block under {SECTION!r} in README.md")
 
 
+def _user_env() -> dict[str, str]:
+    """A user's shell: nothing of this suite's Airflow set-up, no fal key."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FAL_KEY", "PYTEST", "KLING_"))
+    }
+
+
 def test_the_readme_recipe_runs_as_written(tmp_path):
     path, code = readme_test_file()
     (tmp_path / "dags").mkdir()
@@ -70,3 +77,20 @@ def test_the_readme_recipe_runs_as_written(tmp_path):
     home = re.search(r"airflow-provider-kling: AIRFLOW_HOME=(\S+) \(temporary\)", output)
     assert home, output[:2000]
     assert not Path(home.group(1)).exists()
+
+
+def test_the_temporary_home_can_be_turned_off(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\nkling_temporary_airflow_home = false\n")
+    (tmp_path / "test_home.py").write_text(
+        "import os\n\ndef test_home():\n    assert 'AIRFLOW_HOME' not in os.environ\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_home.py"],
+        cwd=tmp_path,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "airflow-provider-kling: AIRFLOW_HOME=~/airflow (Airflow's default)" in done.stdout

@@ -14,6 +14,7 @@ until a test asks for them. Fixtures:
 AIRFLOW_HOME: Airflow reads it once, when it is first imported, so it is settled when pytest starts.
 If it is not set (and Airflow is not imported yet), the plugin makes a temporary one for the session
 and deletes it afterwards; if it is set, it is used as it is. pytest's header line says which.
+``kling_temporary_airflow_home = false`` in the pytest configuration keeps Airflow's default instead.
 The DAGs folder is the ``kling_dags_folder`` ini option (relative to the ini file), else
 ``AIRFLOW__CORE__DAGS_FOLDER``, else ``dags/`` in the directory pytest was started from.
 """
@@ -45,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "default: AIRFLOW__CORE__DAGS_FOLDER, else dags/ in the directory pytest was started from",
         default=None,
     )
+    parser.addini(
+        "kling_temporary_airflow_home",
+        "run the session in a temporary AIRFLOW_HOME when AIRFLOW_HOME is not set (default: true)",
+        type="bool",
+        default=True,
+    )
 
 
 def _dags_folder(config: pytest.Config) -> Path:
@@ -65,6 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_DAGS_FOLDER] = dags
     if os.environ.get("AIRFLOW_HOME") or "airflow" in sys.modules:
         return  # settled already: by the caller, a conftest, or an earlier import of Airflow
+    if not config.getini("kling_temporary_airflow_home"):
+        return
     home = Path(tempfile.mkdtemp(prefix="kling-pytest-airflow-home-"))
     config.stash[_FRESH_HOME] = home
     os.environ["AIRFLOW_HOME"] = str(home)
@@ -84,7 +93,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     fresh = config.stash.get(_FRESH_HOME, None)
-    where = f"{fresh} (temporary)" if fresh else f"{os.environ.get('AIRFLOW_HOME', '~/airflow')} (as set)"
+    if fresh is not None:
+        where = f"{fresh} (temporary)"
+    elif os.environ.get("AIRFLOW_HOME"):
+        where = f"{os.environ['AIRFLOW_HOME']} (as set)"
+    else:
+        where = "~/airflow (Airflow's default)"
     return f"airflow-provider-kling: AIRFLOW_HOME={where}"
 
 
