@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_kling import __version__
+from airflow_provider_kling.webhooks.config import provider_config
 
 INTEGRATION = "Kling (fal.ai)"
 
@@ -44,6 +45,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_kling.triggers.kling"]}
         ],
+        "config": provider_config(),
         "extra-links": [
             "airflow_provider_kling.links.kling.KlingVideoLink",
             "airflow_provider_kling.links.kling.FalRequestLink",

@@ -34,6 +34,7 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
+from airflow_provider_kling.operators import _webhook
 from airflow_provider_kling.operators._progress import ProgressReporter
 from airflow_provider_kling.operators._reattach import (
     ReattachState,
@@ -126,6 +127,11 @@ class KlingVideoOperator(BaseOperator):
         and failing; ``execution_timeout`` also bounds it.
     :param use_sse: in deferrable mode, follow fal's SSE status stream (polling fallback).
     :param webhook_url: optional URL fal calls when the request completes.
+    :param webhook_asset: event-driven mode (needs ``wait_for_completion=False``): fal's completion
+        webhook, received by the provider's api-server plugin, records one event on this asset
+        (an ``Asset`` or an asset name) carrying ``request_id``, ``endpoint_id``, ``status``,
+        ``video_url`` or fal's ``error``. Schedule a DAG on the asset to handle each video. fal calls
+        ``webhook_url`` if given, else ``[kling] webhook_url`` / ``[api] base_url``.
     :param priority: fal queue priority, ``"normal"`` or ``"low"``.
     :param start_timeout: seconds fal may keep the request queued before giving up (> 1).
     :param reattach_on_retry: on a retry (or a cleared task), follow or reuse the request the
@@ -177,6 +183,7 @@ class KlingVideoOperator(BaseOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         use_sse: bool = True,
         webhook_url: str | None = None,
+        webhook_asset: Any = None,
         priority: str | None = None,
         start_timeout: float | None = None,
         reattach_on_retry: bool = True,
@@ -197,6 +204,7 @@ class KlingVideoOperator(BaseOperator):
         self.timeout = _seconds(timeout, "timeout")
         self.use_sse = use_sse
         self.webhook_url = webhook_url
+        self.webhook_asset = _webhook.check_asset(webhook_asset, wait_for_completion)
         self.priority = priority
         self.start_timeout = start_timeout
         self.reattach_on_retry = reattach_on_retry
@@ -250,8 +258,11 @@ class KlingVideoOperator(BaseOperator):
         endpoint_id, arguments = self.build_request()
         # Bad input fails here, before any network call (and before any money is spent): the
         # rendered submit options too, or a bad templated priority would fail after the uploads.
+        webhook_url = self.webhook_url
+        if self.webhook_asset is not None:
+            webhook_url = _webhook.webhook_url(webhook_url)  # the receiver's URL, from the config
         check_submit_options(
-            webhook_url=self.webhook_url, priority=self.priority, start_timeout=self.start_timeout
+            webhook_url=webhook_url, priority=self.priority, start_timeout=self.start_timeout
         )
         validated = validate_arguments(
             endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
@@ -289,6 +300,8 @@ class KlingVideoOperator(BaseOperator):
             metrics.reattached(endpoint_id, "follow")
             stored = self._stored = previous
             self._at_stake = stored.request
+            if self.webhook_asset is not None:
+                _webhook.register(context, stored, self.webhook_asset)  # the crashed try may not have
             completion.push_request_xcoms(context, self.hook, stored.request, self.log)
         else:
             stored = self._submit(context, state, endpoint_id, arguments, wanted)
@@ -336,6 +349,9 @@ class KlingVideoOperator(BaseOperator):
         budget = self._budget
         self.log.info("Submitting to %s; %s", endpoint_id, budget.describe())
         budget.enforce()  # before any upload: a refused task has spent nothing
+        webhook_url = self.webhook_url
+        if self.webhook_asset is not None:
+            webhook_url = _webhook.webhook_url(webhook_url)
         prepared = prepare_arguments(
             endpoint_id,
             arguments,
@@ -353,7 +369,7 @@ class KlingVideoOperator(BaseOperator):
             request = hook.submit(
                 endpoint_id,
                 prepared,
-                webhook_url=self.webhook_url,
+                webhook_url=webhook_url,
                 priority=self.priority,
                 start_timeout=self.start_timeout,
             )
@@ -379,6 +395,8 @@ class KlingVideoOperator(BaseOperator):
         # Persist first: everything after this line may crash, and the next try must find the request.
         try:
             state.save(stored)
+            if self.webhook_asset is not None:
+                _webhook.register(context, stored, self.webhook_asset)
         except Exception:
             self.log.error(
                 "Could not record fal request %s for retries; cancelling it so a retry cannot pay twice",
