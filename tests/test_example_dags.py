@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import av
@@ -26,6 +27,8 @@ EXPECTED_DAGS = {
     "example_kling_batch_catalog",
     "example_kling_submit_and_sense",
     "example_kling_human_review",
+    "example_kling_webhook_batch",
+    "example_kling_webhook_persist",
 }
 
 pytestmark = pytest.mark.dagtest
@@ -200,6 +203,70 @@ def test_submit_and_sense_dag(dagbag, emulator, fal_conn, out_dir):
     saved = _xcom(dr, "persist")
     assert sensed["request_id"] == submitted["request_id"] == saved["request_id"]
     assert saved["path"] == f"{out_dir}/sensed/{submitted['request_id']}.mp4"
+
+
+@pytest.fixture
+def webhook_receiver(emulator, monkeypatch):
+    """The provider's webhook route served on loopback (as the api-server would), trusting the
+    emulator's keys; operators are pointed at it through ``[kling] webhook_url``."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from airflow_provider_kling.emulator.server import bind_socket
+    from airflow_provider_kling.plugins.webhooks import create_router
+    from airflow_provider_kling.webhooks.config import ReceiverSettings
+
+    app = FastAPI()
+    app.include_router(create_router(ReceiverSettings(jwks_url=f"{emulator.rest_url}/.well-known/jwks.json")))
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/fal"
+    monkeypatch.setenv("AIRFLOW__KLING__WEBHOOK_URL", url)
+    yield url
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_webhook_batch_dag_submits_and_returns_and_each_webhook_records_an_event(
+    dagbag, emulator, fal_conn, webhook_receiver
+):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:  # declared by the consumer DAG once a dag-processor parsed it
+        if session.scalar(select(AssetModel).where(AssetModel.name == "kling_webhook_videos")) is None:
+            session.add(AssetModel(name="kling_webhook_videos", uri="kling_webhook_videos"))
+
+    dr = _run(dagbag, "example_kling_webhook_batch")
+    assert dr.state == "success", _states(dr)
+    submitted = {_xcom(dr, "submit", map_index=i)["request_id"] for i in range(3)}
+    assert emulator.submissions == {"fal-ai/kling-video/v1.6/standard/text-to-video": 3}
+    assert emulator.last_headers("submit")  # sanity: the emulator saw the submits
+
+    deadline = time.monotonic() + 30
+    events: list = []
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            events = [
+                (e.extra, e.source_task_id, e.source_map_index)
+                for e in session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id))
+            ]
+        if len(events) >= 3:
+            break
+        time.sleep(0.2)
+    assert {extra["request_id"] for extra, _, _ in events} == submitted
+    assert {index for _, _, index in events} == {0, 1, 2}
+    assert all(extra["status"] == "OK" and extra["video_url"] for extra, _, _ in events)
+    assert all(d["url"] == webhook_receiver for d in emulator.webhook_deliveries)
+    for route in ("status", "status_stream", "result"):
+        assert emulator.requests[route] == 0, route  # nothing polled
 
 
 HITL_SCRIPT = """

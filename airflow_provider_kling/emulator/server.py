@@ -255,7 +255,7 @@ class FalEmulator:
 
     @property
     def webhook_deliveries(self) -> list[dict[str, Any]]:
-        """Webhook POST attempts: ``{request_id, url, attempt, status_code | error}``."""
+        """Webhook POST attempts: ``{request_id, url, attempt, timestamp, completed_at, sent_at, status_code | error}``."""
         return self.app.webhooks.deliveries
 
     def job_state(self, request_id: str) -> str | None:

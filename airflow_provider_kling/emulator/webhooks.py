@@ -78,12 +78,12 @@ class WebhookSender:
         if not job.webhook_url:
             return
         task = asyncio.get_running_loop().create_task(
-            self._deliver(job.webhook_url, job.request_id, self.body_for(job))
+            self._deliver(job.webhook_url, job.request_id, self.body_for(job), completed_at=time.time())
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, url: str, request_id: str, body: bytes) -> None:
+    async def _deliver(self, url: str, request_id: str, body: bytes, completed_at: float) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=15.0, trust_env=False)
         attempts = max(1, int(self.knobs.webhook_attempts))
@@ -96,7 +96,14 @@ class WebhookSender:
                 "X-Fal-Webhook-Timestamp": timestamp,
                 "X-Fal-Webhook-Signature": self.sign(request_id, timestamp, body),
             }
-            record: dict[str, Any] = {"request_id": request_id, "url": url, "attempt": attempt}
+            record: dict[str, Any] = {
+                "request_id": request_id,
+                "url": url,
+                "attempt": attempt,
+                "timestamp": timestamp,  # with body_for(job), what it takes to re-sign this exact delivery
+                "completed_at": completed_at,  # wall clock, for latency measurements
+                "sent_at": time.time(),
+            }
             try:
                 response = await self._client.post(url, content=body, headers=headers)
                 record["status_code"] = response.status_code
