@@ -65,7 +65,7 @@ def register(context: Context, stored: StoredRequest, asset: Any) -> Registratio
         dag_id=ti.dag_id,
         run_id=ti.run_id,
         task_id=ti.task_id,
-        map_index=int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1),
+        map_index=-1 if getattr(ti, "map_index", None) is None else int(ti.map_index),
         try_number=int(getattr(ti, "try_number", 1) or 1),
         submitted_at=stored.submitted_at,
         duration=stored.duration,

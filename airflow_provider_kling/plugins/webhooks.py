@@ -2,8 +2,8 @@
 
 Security model: fal must reach this route from the internet, so it does not use Airflow's login
 (fal has no Airflow account). The Ed25519 signature fal puts on every delivery is its only
-authentication, and it is checked before anything else is done with the body: size limit while
-reading, header shape, timestamp window, signature over the exact raw bytes with fal's published
+authentication, and it is checked before anything else is done with the body: header shape,
+timestamp window, size limit while reading, signature over the exact raw bytes with fal's published
 keys. Only then is the body parsed, and the delivery must name a request that this deployment
 submitted (any fal account can make fal sign a webhook to any URL). Replays are refused through a
 table in the metadata database, so they stay refused across restarts and api-servers.
@@ -83,10 +83,11 @@ def create_router(settings: ReceiverSettings | None = None, keys: JwksCache | No
     async def receive_fal_webhook(request: Request) -> JSONResponse:
         client = request.client.host if request.client else "?"
         try:
-            body = await read_limited(request, settings.max_body_bytes)
+            # Cheapest refusals first: headers and clock before reading up to max_body_bytes.
             signed = SignedHeaders.parse(request.headers)
             sent_at = check_timestamp(signed.timestamp, time.time(), settings.timestamp_tolerance)
             check_user(signed.user_id, settings.user_ids)
+            body = await read_limited(request, settings.max_body_bytes)
             await keys.verify(signed.signature, signed.message(body))
             # Authentic from here on: only now is the body read as JSON.
             delivery = Delivery.parse(body, signed)
