@@ -47,17 +47,23 @@ def test_stop_ends_open_status_streams():
     emu = FalEmulator(processing_time=30).start()
     body = httpx.post(f"{emu.url}/{T2V}", json={"prompt": "x"}).json()
     received: list[str] = []
+    streaming = threading.Event()
 
     def follow() -> None:
         try:
             with httpx.stream("GET", body["status_url"] + "/stream", timeout=10) as response:
-                received.extend(response.iter_lines())
+                for line in response.iter_lines():
+                    received.append(line)
+                    streaming.set()
         except httpx.HTTPError:
             received.append("<transport error>")
+        streaming.set()
 
     reader = threading.Thread(target=follow)
     reader.start()
-    time.sleep(0.2)
+    # Stop only once the stream is open: a fixed sleep let a loaded machine send the GET after
+    # stop had begun, and a stream opened on a closing emulator is rightly empty.
+    assert streaming.wait(10)
     started = time.monotonic()
     emu.stop()
     # A hang guard, not a benchmark: stop must not wait for the 30 s job or the open stream.
