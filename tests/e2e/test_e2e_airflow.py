@@ -71,7 +71,10 @@ def _log_text(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, map_i
 def test_batch_waits_in_the_triggerer_and_feeds_the_asset_scheduled_catalog(stack, emu):
     # One fal runner for three jobs, each longer than the triggerer takes to start following
     # them: later jobs are still queued when their trigger starts, so positions show in the log.
-    emu.concurrency, emu.processing_time = 1, 3.0
+    # Each job also outlasts the scheduler's handling of the worker's exit after defer(): Airflow
+    # 3.3.2 fails a task whose trigger fired before that (seen at 3 s jobs on a loaded machine;
+    # real Kling jobs take minutes).
+    emu.concurrency, emu.processing_time = 1, 8.0
     emu.reset()
     stack.wait_dag("example_kling_batch")
     stack.wait_dag("example_kling_batch_catalog")
