@@ -199,13 +199,21 @@ async def test_cancelling_one_trigger_closes_its_stream_and_leaves_the_others_op
 
 async def test_a_changed_connection_reaches_new_polls(emulator, fal_conn, monkeypatch):
     monkeypatch.setattr(shared, "CONNECTION_TTL", 0.2)
-    emulator.processing_time = 2.0
+    emulator.processing_time = 6.0
     (request,) = _submit(emulator)
     task = asyncio.ensure_future(_events(_trigger(request, use_sse=False)))
-    await asyncio.sleep(0.5)
+    while emulator.requests["status"] == 0 and not task.done():
+        await asyncio.sleep(0.02)
     assert emulator.last_headers("status")["authorization"] == f"Key {KEY}"
     monkeypatch.setenv("AIRFLOW_CONN_FAL_DEFAULT", emulator.connection_json(key="new-id:new-secret"))
-    await asyncio.sleep(0.6)
+    # Bounded, not instant: the cached read expires after CONNECTION_TTL, then the next poll uses
+    # it. The wait is generous so a loaded machine does not fail the test; the job outlasts it.
+    deadline = time.monotonic() + 4.0
+    while (
+        emulator.last_headers("status")["authorization"] != "Key new-id:new-secret"
+        and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.05)
     assert emulator.last_headers("status")["authorization"] == "Key new-id:new-secret"
     assert [e["status"] for e in await task] == ["success"]
     assert CountingTrigger.reads.count("fal_default") >= 2
