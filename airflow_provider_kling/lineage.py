@@ -188,7 +188,7 @@ def operator_lineage(
 def kling_operator_lineage(operator: Any, *, complete: bool) -> OperatorLineage:
     """Lineage of a Kling operator (``KlingVideoOperator`` and the typed ones) at start or completion."""
     from airflow_provider_kling.cost import effective_cap
-    from airflow_provider_kling.operators._completion import requested_duration
+    from airflow_provider_kling.lifecycle.output import requested_duration
 
     endpoint_id, arguments = operator.build_request()
     stored = getattr(operator, "_stored", None)
@@ -213,7 +213,7 @@ def kling_operator_lineage(operator: Any, *, complete: bool) -> OperatorLineage:
 
 def storage_operator_lineage(operator: Any, *, complete: bool) -> OperatorLineage:
     """Lineage of ``KlingVideoToObjectStorageOperator``: the video URL in, the persisted file out."""
-    from airflow_provider_kling.operators.storage import parse_source
+    from airflow_provider_kling.lifecycle.output import parse_source
 
     video = parse_source(operator.source)
     outputs = [dataset_for(operator.resolve_destination(video))] if complete else []

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_kling.exceptions import KlingError, KlingServerError
 from airflow_provider_kling.hooks.kling import KlingHook
-from airflow_provider_kling.operators._reattach import STATE_KEY
+from airflow_provider_kling.lifecycle.reattach import STATE_KEY
 from airflow_provider_kling.protocol.retry import RetryPolicy
 from tests.airflow_compat import TaskDeferred
 from tests.test_operator_kling import T2V, DictStateStore, RecordingTI, _op, _run_trigger

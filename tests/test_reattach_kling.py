@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_kling.exceptions import KlingServerError
 from airflow_provider_kling.hooks.kling import KlingHook
-from airflow_provider_kling.operators._reattach import STATE_KEY, StoredRequest, fingerprint
+from airflow_provider_kling.lifecycle.reattach import STATE_KEY, StoredRequest, fingerprint
 from airflow_provider_kling.protocol.retry import RetryPolicy
 from airflow_provider_kling.protocol.types import FalRequest
 from tests.test_operator_kling import ARGS, T2V, DictStateStore, RecordingTI, _op

@@ -16,7 +16,7 @@ from airflow_provider_kling.webhooks.registry import Registration, variable_key
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kling.operators._reattach import StoredRequest
+    from airflow_provider_kling.lifecycle.reattach import StoredRequest
 
 
 def check_asset(asset: Any, wait_for_completion: bool) -> Any:

@@ -7,7 +7,7 @@ they live in :mod:`airflow_provider_kling.operators._typed` and are imported fro
 
 All of them validate locally, upload local files, submit once, and wait in the worker (sync) or in
 the triggerer (``deferrable=True``). A retry follows the request the previous try paid for instead
-of submitting again (see :mod:`airflow_provider_kling.operators._reattach`).
+of submitting again (see :mod:`airflow_provider_kling.lifecycle.reattach`).
 """
 
 from __future__ import annotations
@@ -32,16 +32,23 @@ from airflow_provider_kling.exceptions import (
     KlingTimeoutError,
     KlingValidationError,
 )
-from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
-from airflow_provider_kling.operators import _completion as completion
-from airflow_provider_kling.operators import _webhook
-from airflow_provider_kling.operators._progress import ProgressReporter
-from airflow_provider_kling.operators._reattach import (
+from airflow_provider_kling.lifecycle.outcome import fetch_result, raise_job_failure, validate_event
+from airflow_provider_kling.lifecycle.output import (
+    cost_to_str,
+    output_from_result,
+    pending_output,
+    requested_duration,
+)
+from airflow_provider_kling.lifecycle.progress import ProgressReporter
+from airflow_provider_kling.lifecycle.reattach import (
     ReattachState,
     StoredRequest,
     SubmitInFlight,
     fingerprint,
 )
+from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
+from airflow_provider_kling.operators import _completion as completion
+from airflow_provider_kling.operators import _webhook
 
 try:
     from airflow.sdk import conf
@@ -310,9 +317,7 @@ class KlingVideoOperator(BaseOperator):
             state.finish(stored)
             self._at_stake = None
             return self._with_cap(
-                completion.pending_output(
-                    stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate
-                )
+                pending_output(stored.request, duration=stored.duration, cost_estimate=stored.cost_estimate)
             )
         if self.deferrable:
             self._defer(context, stored)
@@ -389,8 +394,8 @@ class KlingVideoOperator(BaseOperator):
             request=request,
             fingerprint=wanted,
             submitted_at=time.time(),
-            cost_estimate=completion.cost_to_str(budget.estimate),
-            duration=completion.requested_duration(prepared),
+            cost_estimate=cost_to_str(budget.estimate),
+            duration=requested_duration(prepared),
         )
         # Persist first: everything after this line may crash, and the next try must find the request.
         try:
@@ -435,7 +440,7 @@ class KlingVideoOperator(BaseOperator):
         output = previous.output
         if output is None:
             try:
-                result = completion.fetch_result(self.hook, previous.request)
+                result = fetch_result(self.hook, previous.request)
             except (KlingNotFoundError, KlingRequestFailedError, KlingValidationError) as exc:
                 # fal answered: the result is gone or the job failed after all. Trouble reaching fal
                 # (ingress 5xx, transport, 429) proves nothing and is raised: paying again on a
@@ -514,11 +519,11 @@ class KlingVideoOperator(BaseOperator):
         """
         if event is None:
             self._follow_again(context, stored)
-        event = completion.validate_event(event)
+        event = validate_event(event)
         state = self._reattach_state(context)
         previous = self._stored = self._handle_for_event(event, stored, state)
         self.raise_for_event(context, event, previous.request)
-        result = completion.fetch_result(self.hook, previous.request)
+        result = fetch_result(self.hook, previous.request)
         return self._finish(context, state, previous, self._output(previous, result))
 
     def _follow_again(self, context: Context, stored: dict[str, Any] | None) -> None:
@@ -572,8 +577,8 @@ class KlingVideoOperator(BaseOperator):
             request=request,
             fingerprint=fingerprint(endpoint_id, validated),
             submitted_at=time.time(),
-            cost_estimate=completion.cost_to_str(cost),
-            duration=completion.requested_duration(validated),
+            cost_estimate=cost_to_str(cost),
+            duration=requested_duration(validated),
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
@@ -600,7 +605,7 @@ class KlingVideoOperator(BaseOperator):
         if status == "timeout":
             self._cancel_and_raise_timeout(request, str(event.get("message")))
         if event.get("source") == "job":
-            completion.raise_job_failure(self.hook, request, event.get("message"), event.get("error_type"))
+            raise_job_failure(self.hook, request, event.get("message"), event.get("error_type"))
         # Polling trouble: the request may still be running (the same decision as a sync wait).
         self._settle(context, self._reattach_state(context), request)
         raise KlingError(
@@ -610,7 +615,7 @@ class KlingVideoOperator(BaseOperator):
     # -- endings --------------------------------------------------------------------------------
 
     def _output(self, stored: StoredRequest, result: Mapping[str, Any]) -> dict[str, Any]:
-        return completion.output_from_result(
+        return output_from_result(
             stored.request, result, duration=stored.duration, cost_estimate=stored.cost_estimate
         )
 

@@ -7,17 +7,16 @@ copies it somewhere it controls: that is this operator's one job.
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import posixpath
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_kling.lifecycle.output import VideoSource, parse_source
 from airflow_provider_kling.operators._download import (
     DEFAULT_CHUNK_SIZE,
     KlingDownloadError,
@@ -40,77 +39,6 @@ log = logging.getLogger(__name__)
 _SIDECAR_SOURCE_KEYS = ("request_id", "endpoint_id", "cost_estimate", "duration", "prompt", "file_name")
 
 
-class VideoSource:
-    """Where a video comes from: its URL plus whatever the Kling operator knew about it.
-
-    :param url: the media URL (fal CDN or any http(s) URL).
-    :param info: the source dict (Kling operator return value) or ``{}`` for a plain URL.
-    """
-
-    def __init__(self, url: str, info: Mapping[str, Any]) -> None:
-        self.url = url
-        self.info = dict(info)
-
-    @property
-    def request_id(self) -> str | None:
-        value = self.info.get("request_id")
-        return str(value) if value else None
-
-    @property
-    def file_size(self) -> int | None:
-        value = self.info.get("file_size")
-        return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
-
-    @property
-    def content_type(self) -> str | None:
-        value = self.info.get("content_type")
-        return str(value) if value else None
-
-    @property
-    def suffix(self) -> str:
-        url_name = posixpath.basename(urlsplit(self.url).path)
-        given = str(self.info.get("file_name") or url_name or "video.mp4")
-        return posixpath.splitext(given)[1] or ".mp4"
-
-    def file_name(self) -> str | None:
-        """Name for a file saved into a folder: ``<request_id>.mp4``, or None when the request is
-        unknown (the file is then named after its content). Never fal's ``file_name`` or the URL's
-        name: every Kling output is called ``output.mp4``, and one run would replace the last."""
-        return f"{self.request_id}{self.suffix}" if self.request_id else None
-
-
-def parse_source(source: Any) -> VideoSource:
-    """Accept a URL, a Kling operator return dict, fal's raw ``{"video": {...}}`` output, or
-    either dict rendered to text by Jinja (``"{{ ti.xcom_pull('generate') }}"`` gives its repr).
-
-    :param source: the operator's rendered ``source`` field.
-    """
-    if isinstance(source, str):
-        text = source.strip()
-        if text.startswith("{"):
-            source = _parse_mapping_text(text)
-        elif text:
-            return VideoSource(text, {})
-    if isinstance(source, Mapping):
-        info = dict(source)
-        video = info.get("video")
-        if isinstance(video, Mapping):  # fal's own output shape
-            info = {**{k: v for k, v in info.items() if k != "video"}, **_fal_file_info(video)}
-        url = info.get("video_url") or info.get("url")
-        if not url:
-            hint = ""
-            if "request_id" in info:
-                hint = (
-                    " (the Kling task probably ran with wait_for_completion=False: wait for the request"
-                    " with KlingRequestSensor and persist the sensor's output instead)"
-                )
-            raise ValueError(f"source: no video URL in {sorted(info)}; expected key 'video_url'{hint}")
-        return VideoSource(str(url), info)
-    raise TypeError(
-        f"source: expected a video URL or the Kling operator's result dict, got {type(source).__name__}"
-    )
-
-
 def _upstream_task_id(source: Any) -> str | None:
     """The task id behind an XCom reference such as ``generate.output["video_url"]``, if any."""
     operator = getattr(source, "operator", None)
@@ -119,28 +47,6 @@ def _upstream_task_id(source: Any) -> str | None:
     if isinstance(key, str) and isinstance(task_id, str) and type(source).__name__ == "PlainXComArg":
         return task_id
     return None
-
-
-def _fal_file_info(video: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "video_url": video.get("url"),
-        "content_type": video.get("content_type"),
-        "file_name": video.get("file_name"),
-        "file_size": video.get("file_size"),
-    }
-
-
-def _parse_mapping_text(text: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        try:
-            value = ast.literal_eval(text)  # Python repr, as Jinja renders a dict
-        except (ValueError, SyntaxError) as exc:
-            raise ValueError(f"source: could not parse {text[:80]!r} as a dict ({exc})") from None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"source: expected a dict, got {type(value).__name__}")
-    return value
 
 
 class KlingVideoToObjectStorageOperator(BaseOperator):

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
+from airflow_provider_kling.lifecycle.outcome import fetch_result, raise_job_failure, validate_event
+from airflow_provider_kling.lifecycle.output import output_from_result
+from airflow_provider_kling.lifecycle.progress import ProgressReporter
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
-from airflow_provider_kling.operators._progress import ProgressReporter
 
 try:
     from airflow.sdk import conf
@@ -136,12 +138,12 @@ class KlingRequestSensor(BaseSensorOperator):
         if not status.done:
             return False
         if status.failed:
-            completion.raise_job_failure(self.hook, request, status.error, status.error_type)
+            raise_job_failure(self.hook, request, status.error, status.error_type)
         return PokeReturnValue(is_done=True, xcom_value=self._complete(context, request))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: fetch the result in the worker or fail with fal's error."""
-        event = completion.validate_event(event)
+        event = validate_event(event)
         request = self.hook.request_from_id(
             str(event.get("endpoint_id") or self.endpoint_id), event["request_id"]
         )
@@ -152,14 +154,12 @@ class KlingRequestSensor(BaseSensorOperator):
             )
         if event["status"] == "error":
             if event.get("source") == "job":
-                completion.raise_job_failure(
-                    self.hook, request, event.get("message"), event.get("error_type")
-                )
+                raise_job_failure(self.hook, request, event.get("message"), event.get("error_type"))
             raise KlingError(str(event.get("message")), request_id=request.request_id)
         return self._complete(context, request)
 
     def _complete(self, context: Context, request: FalRequest) -> dict[str, Any]:
-        output = completion.output_from_result(request, completion.fetch_result(self.hook, request))
+        output = output_from_result(request, fetch_result(self.hook, request))
         completion.publish_output(context, output, self.outlets)
         self.log.info("Video ready: %s (fal request %s)", output["video_url"], request.request_id)
         return output

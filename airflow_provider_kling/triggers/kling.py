@@ -22,7 +22,8 @@ from airflow_provider_kling.exceptions import (
     KlingNotFoundError,
     KlingValidationError,
 )
-from airflow_provider_kling.operators._progress import ProgressReporter
+from airflow_provider_kling.lifecycle.outcome import TRIGGER_EVENT_STATUSES
+from airflow_provider_kling.lifecycle.progress import ProgressReporter
 from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
 
 
@@ -32,8 +33,7 @@ def _out_of_descriptors(exc: BaseException) -> bool:
     return is_descriptor_exhaustion(exc)
 
 
-#: The three event statuses the trigger can fire; anything else reaching ``execute_complete`` is a bug.
-TRIGGER_EVENT_STATUSES = frozenset({"success", "error", "timeout"})
+__all__ = ["START_DELAY_WARNING", "TRIGGER_EVENT_STATUSES", "KlingRequestTrigger"]
 
 # Errors that no amount of re-polling can fix: fail at once instead of burning the failure budget.
 _FATAL_ERRORS: tuple[type[Exception], ...] = (

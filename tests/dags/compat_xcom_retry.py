@@ -1,7 +1,7 @@
 """Test DAG (driven by tests/test_airflow_compat.py): does a retry still see its failed try's XComs?
 
 Try 1 pushes an XCom and fails; try 2 reports what it can read back. The answer decides where the
-Kling operators keep the fal request handle between tries (see operators/_reattach.py).
+Kling operators keep the fal request handle between tries (see lifecycle/reattach.py).
 """
 
 from __future__ import annotations

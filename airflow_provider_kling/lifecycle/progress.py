@@ -10,10 +10,11 @@ import logging
 import time
 from typing import Any
 
+from airflow_provider_kling.protocol.status import LogDeduper
 from airflow_provider_kling.protocol.types import RequestStatus
 
-# fal returns a sliding window of log lines; remembering every key we printed is enough to avoid
-# repeats, and a bound keeps hours-long waits from growing the set without limit.
+# fal returns a sliding window of log lines; remembering the newest keys we printed is enough to
+# avoid repeats, and a bound keeps hours-long waits from growing the set without limit.
 _MAX_REMEMBERED_LOG_KEYS = 2000
 
 
@@ -30,7 +31,7 @@ class ProgressReporter:
         self.request_id = request_id
         self.started_at = time.time() if started_at is None else started_at
         self._last_state: tuple[str, int | None] | None = None
-        self._seen_logs: set[tuple[str, str]] = set()
+        self._new_logs = LogDeduper(max_keys=_MAX_REMEMBERED_LOG_KEYS)
         self._queued_seen = False
         self._started_seen_at: float | None = None  # IN_PROGRESS observed right after IN_QUEUE
         self._timed = False
@@ -96,10 +97,5 @@ class ProgressReporter:
             self.log.info("fal request %s: %s (elapsed %s)", self.request_id, status.status, elapsed)
 
     def _log_new_lines(self, status: RequestStatus) -> None:
-        for entry in status.logs:
-            if entry.key in self._seen_logs:
-                continue
-            if len(self._seen_logs) >= _MAX_REMEMBERED_LOG_KEYS:
-                self._seen_logs.clear()
-            self._seen_logs.add(entry.key)
+        for entry in self._new_logs.new_entries(status.logs):
             self.log.info("fal request %s [%s] %s", self.request_id, entry.level, entry.message)
