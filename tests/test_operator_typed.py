@@ -176,7 +176,7 @@ def test_typed_operator_runs_end_to_end(emulator, fal_conn):
 
 
 def test_generic_operator_validates_its_options():
-    with pytest.raises(KlingConfigurationError, match="poll_interval must be a positive number"):
+    with pytest.raises(KlingConfigurationError, match="poll_interval must be a number > 0"):
         KlingVideoOperator(task_id="v", endpoint_id="fal-ai/x/y", poll_interval=0)
     with pytest.raises(KlingConfigurationError, match="priority must be 'normal' or 'low'"):
         KlingVideoOperator(task_id="v", endpoint_id="fal-ai/x/y", priority="high")

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from airflow_provider_kling.exceptions import KlingConfigurationError
 from airflow_provider_kling.protocol.polling import PollSchedule
 from airflow_provider_kling.protocol.types import RequestStatus
 
@@ -77,5 +78,5 @@ def test_never_faster_than_poll_interval(interval):
 
 
 def test_bad_interval_is_refused():
-    with pytest.raises(ValueError, match="poll_interval must be > 0"):
+    with pytest.raises(KlingConfigurationError, match="poll_interval must be a number > 0"):
         PollSchedule(0)

@@ -38,9 +38,10 @@ from airflow_provider_kling.protocol.config import (
     env_key_available,
     settings_from_connection,
 )
-from airflow_provider_kling.protocol.polling import PollSchedule
+from airflow_provider_kling.protocol.polling import DEFAULT_POLL_INTERVAL, PollSchedule, check_poll_interval
 from airflow_provider_kling.protocol.queue import MalformedEventError, QueueCall, QueueProtocol
 from airflow_provider_kling.protocol.retry import CallKind, RetryPolicy
+from airflow_provider_kling.protocol.status import wait_outcome
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
 from airflow_provider_kling.protocol.uploads import (
     MULTIPART_THRESHOLD,
@@ -166,31 +167,34 @@ class KlingHook(BaseHook):
         )
         return settings
 
+    def _settings_from(self, read: Any) -> FalSettings:
+        """The connection's settings, or fal's environment key when it does not exist: the choice
+        both halves make. ``read`` is the connection, or the exception that reading it raised."""
+        if not isinstance(read, Exception):
+            return self._build_settings(read)
+        if not _is_missing_connection(read):
+            raise read
+        return self._settings_without_connection(read)
+
     @property
     def settings(self) -> FalSettings:
         """The resolved connection (read once per hook instance)."""
         if self._settings is None:
             try:
-                conn = self.get_connection(self.fal_conn_id)
+                read: Any = self.get_connection(self.fal_conn_id)
             except Exception as exc:
-                if not _is_missing_connection(exc):
-                    raise
-                settings = self._settings_without_connection(exc)
-            else:
-                settings = self._build_settings(conn)
+                read = exc
+            settings = self._settings_from(read)
             mask_key(settings.key)
             self._settings = settings
         return self._settings
 
     async def _aload_settings(self) -> FalSettings:
         try:
-            conn = await self.aget_connection(self.fal_conn_id)
+            read: Any = await self.aget_connection(self.fal_conn_id)
         except Exception as exc:
-            if not _is_missing_connection(exc):
-                raise
-            settings = self._settings_without_connection(exc)
-        else:
-            settings = self._build_settings(conn)
+            read = exc
+        settings = self._settings_from(read)
         await amask_key(settings.key)
         return settings
 
@@ -312,7 +316,7 @@ class KlingHook(BaseHook):
         self,
         request: FalRequest,
         *,
-        poll_interval: float = 5.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | None = None,
         on_update: Callable[[RequestStatus], Any] | None = None,
     ) -> dict[str, Any]:
@@ -324,8 +328,7 @@ class KlingHook(BaseHook):
         :param on_update: called with every :class:`RequestStatus`, the final one included. Without
             one, the hook logs each state change itself; with one, reporting is the caller's.
         """
-        if poll_interval < 0:
-            raise KlingConfigurationError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
+        poll_interval = check_poll_interval(poll_interval)
         if timeout is not None and timeout <= 0:
             raise KlingConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -337,9 +340,10 @@ class KlingHook(BaseHook):
             elif status.status != last_state:
                 self.log.info("fal request %s is %s", request.request_id, status.status)
                 last_state = status.status
-            if status.done:
+            outcome = wait_outcome(status)
+            if outcome != "waiting":
                 result = self.get_result(request, status=status)
-                if status.failed:
+                if outcome == "failed":
                     # fal answers a failed job's result GET with its error, which get_result raises;
                     # a 200 there would be a protocol oddity, and must still not pass as a success.
                     raise KlingRequestFailedError(
@@ -350,11 +354,11 @@ class KlingHook(BaseHook):
                 return result
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                outcome = self._cancel_quietly(request)
+                cancelled = self._cancel_quietly(request)
                 raise KlingTimeoutError(
                     f"fal request {request.request_id} of {request.endpoint_id} did not complete within "
                     f"{timeout:g} s (last status {status.status}); cancellation of fal request "
-                    f"{request.request_id} requested ({outcome})",
+                    f"{request.request_id} requested ({cancelled})",
                     request_id=request.request_id,
                 )
             time.sleep(poll_interval if remaining is None else min(poll_interval, remaining))
@@ -498,7 +502,7 @@ class KlingHook(BaseHook):
         self,
         request: FalRequest,
         *,
-        poll_interval: float = 5.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         use_sse: bool = True,
         logs: bool = True,
         spread_start: bool = False,
@@ -516,12 +520,13 @@ class KlingHook(BaseHook):
         :param spread_start: wait a random part of ``poll_interval`` before the first poll, so many
             followers started together (a triggerer restart) do not poll in lock-step.
         """
+        poll_interval = check_poll_interval(poll_interval)
         if use_sse:
             try:
                 async with aclosing(self._asse(request, logs=logs)) as stream:
                     async for status in stream:
                         yield status
-                        if status.done:
+                        if wait_outcome(status) != "waiting":
                             return
                 reason = "the stream ended before COMPLETED"
             except _StreamUnavailable as exc:
@@ -538,7 +543,7 @@ class KlingHook(BaseHook):
         while True:
             status = await self.aget_status(request, logs=logs)
             yield status
-            if status.done:
+            if wait_outcome(status) != "waiting":
                 return
             await asyncio.sleep(schedule.next_delay(status))
 

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from airflow_provider_kling.protocol.status import LogDeduper
+from airflow_provider_kling.protocol.status import LogDeduper, wait_outcome
 from airflow_provider_kling.protocol.types import RequestStatus
 
 # fal returns a sliding window of log lines; remembering the newest keys we printed is enough to
@@ -47,7 +47,7 @@ class ProgressReporter:
         before the COMPLETED line; lines in any other snapshot were written after the job entered
         its current state, so they go after it. Either way the task log reads in order.
         """
-        if status.done:
+        if wait_outcome(status) != "waiting":
             self._log_new_lines(status)
             self._log_state(status)
             self._emit_timings(status)

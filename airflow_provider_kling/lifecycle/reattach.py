@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_provider_kling.exceptions import KlingNotFoundError
+from airflow_provider_kling.protocol.status import wait_outcome
 from airflow_provider_kling.protocol.types import FalRequest
 
 STATE_KEY = "kling_request"
@@ -301,10 +302,11 @@ class ReattachState:
         except KlingNotFoundError:
             self.log.warning("fal no longer knows request %s from an earlier try; submitting anew", rid)
             return "submit", None
-        if not status.done:
+        outcome = wait_outcome(status)
+        if outcome == "waiting":
             self.log.info("Reattaching to fal request %s from an earlier try (status %s)", rid, status.status)
             return "reattach", previous
-        if status.failed:
+        if outcome == "failed":
             self.log.warning(
                 "fal request %s from an earlier try failed (%s: %s); submitting anew",
                 rid,

@@ -49,6 +49,7 @@ from airflow_provider_kling.lifecycle.reattach import (
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
 from airflow_provider_kling.operators import _webhook
+from airflow_provider_kling.protocol.polling import DEFAULT_POLL_INTERVAL, check_poll_interval, check_seconds
 
 try:
     from airflow.sdk import conf
@@ -85,18 +86,10 @@ __all__ = [
     "KlingVideoOperator",
 ]
 
-DEFAULT_POLL_INTERVAL = 10.0
 # Failures after which the request is no longer running: fal ended the job (failed, rejected the
 # input at result time, never started it), or the timeout path has already cancelled it.
 _JOB_IS_OVER = (KlingRequestFailedError, KlingTimeoutError, KlingValidationError)
 DEFAULT_TIMEOUT = 3600.0
-
-
-def _seconds(value: float | timedelta, name: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise KlingConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(seconds)
 
 
 def _is_lazy(value: Any) -> bool:
@@ -207,8 +200,8 @@ class KlingVideoOperator(BaseOperator):
         self.fal_conn_id = fal_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = _seconds(poll_interval, "poll_interval")
-        self.timeout = _seconds(timeout, "timeout")
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.timeout = check_seconds(timeout, "timeout")
         self.use_sse = use_sse
         self.webhook_url = webhook_url
         self.webhook_asset = _webhook.check_asset(webhook_asset, wait_for_completion)
@@ -224,7 +217,7 @@ class KlingVideoOperator(BaseOperator):
             parse_usd(max_cost_usd, "max_cost_usd")  # a typo fails at parse time, not at run time
         if priority is not None and not _is_lazy(priority) and priority not in ("normal", "low"):
             raise KlingConfigurationError(f"priority must be 'normal' or 'low', got {priority!r}")
-        if start_timeout is not None and _seconds(start_timeout, "start_timeout") <= 1:
+        if start_timeout is not None and check_seconds(start_timeout, "start_timeout") <= 1:
             raise KlingConfigurationError(f"start_timeout must be more than 1 second, got {start_timeout!r}")
         if deferrable and not wait_for_completion:
             warnings.warn(

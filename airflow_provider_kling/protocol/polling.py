@@ -18,8 +18,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
+from airflow_provider_kling.exceptions import KlingConfigurationError
 from airflow_provider_kling.protocol.types import RequestStatus
+
+#: Seconds between status polls unless a task (or a hook call) says otherwise: the operators, the
+#: sensor, the trigger and the hook's own waits all default to it.
+DEFAULT_POLL_INTERVAL = 10.0
 
 #: A queued job whose position has not moved is polled this much less often each time.
 QUEUE_BACKOFF = 1.5
@@ -28,6 +35,24 @@ MIN_RUNTIME = 60.0
 #: Longest gap between two polls, in multiples of ``poll_interval`` (and at most ``MAX_INTERVAL_CAP``).
 MAX_INTERVAL_FACTOR = 6.0
 MAX_INTERVAL_CAP = 60.0
+
+
+def check_seconds(value: Any, name: str, *, owner: str = "") -> float:
+    """``value`` as a number of seconds (a number or timedelta, > 0), else an error naming ``name``.
+
+    :param owner: prefix of the message, e.g. ``"KlingRequestTrigger: "``.
+    :raises KlingConfigurationError: naming the parameter and the value.
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise KlingConfigurationError(f"{owner}{name} must be a number > 0 seconds, got {value!r}")
+    return float(seconds)
+
+
+def check_poll_interval(value: Any, *, owner: str = "") -> float:
+    """``value`` as seconds between polls: the one check every place that takes a ``poll_interval``
+    applies (the operators, the trigger's kwargs before they are serialised, the hook's waits)."""
+    return check_seconds(value, "poll_interval", owner=owner)
 
 
 class PollSchedule:
@@ -50,9 +75,7 @@ class PollSchedule:
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = check_poll_interval(poll_interval)
         default_max = min(MAX_INTERVAL_FACTOR * self.poll_interval, MAX_INTERVAL_CAP)
         self.max_interval = max(self.poll_interval, default_max if max_interval is None else max_interval)
         self.min_runtime = max(0.0, min_runtime)

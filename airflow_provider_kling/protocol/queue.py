@@ -23,7 +23,7 @@ from airflow_provider_kling.protocol.config import FalSettings
 from airflow_provider_kling.protocol.endpoints import derive_request, parse_endpoint_id, submit_url
 from airflow_provider_kling.protocol.headers import auth_headers, check_webhook_url, submit_headers
 from airflow_provider_kling.protocol.retry import NEVER_SENT_ERRORS, CallKind, should_retry_response
-from airflow_provider_kling.protocol.status import parse_status
+from airflow_provider_kling.protocol.status import parse_status, wait_outcome
 from airflow_provider_kling.protocol.types import CancelOutcome, FalRequest, RequestStatus
 
 CANCEL_OUTCOMES: frozenset[str] = frozenset({"CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"})
@@ -259,7 +259,7 @@ class QueueProtocol:
             succeeded, so any 5xx, gateway page or malformed body is a transient hiccup (retried,
             then reported as an unclear answer); otherwise fal's JSON error is the job's own.
         """
-        succeeded = status is not None and status.done and not status.failed
+        succeeded = status is not None and wait_outcome(status) == "succeeded"
         return QueueCall(
             "result",
             self.result_request(request),

@@ -1,13 +1,28 @@
-"""Status payloads (polled or streamed) into :class:`RequestStatus`, and log de-duplication."""
+"""Status payloads (polled or streamed) into :class:`RequestStatus`, what a status means for a waiter,
+and log de-duplication."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from airflow_provider_kling.exceptions import KlingServerError
 from airflow_provider_kling.protocol.types import QUEUE_STATES, LogEntry, QueueState, RequestStatus
+
+#: What a status means for whoever waits on the request.
+WaitOutcome = Literal["waiting", "succeeded", "failed"]
+
+
+def wait_outcome(status: RequestStatus) -> WaitOutcome:
+    """Keep waiting, done, or failed: the one rule every wait loop follows (the hook's sync wait and
+    status stream, the trigger, the sensor's poke, the reattach decision).
+
+    fal has no FAILED state: a job ends COMPLETED, and a failed one carries its error there.
+    """
+    if not status.done:
+        return "waiting"
+    return "failed" if status.failed else "succeeded"
 
 
 def _log_entry(raw: Any) -> LogEntry | None:

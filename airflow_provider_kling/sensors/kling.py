@@ -18,6 +18,8 @@ from airflow_provider_kling.lifecycle.output import output_from_result
 from airflow_provider_kling.lifecycle.progress import ProgressReporter
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
 from airflow_provider_kling.operators import _completion as completion
+from airflow_provider_kling.protocol.polling import DEFAULT_POLL_INTERVAL
+from airflow_provider_kling.protocol.status import wait_outcome
 
 try:
     from airflow.sdk import conf
@@ -84,7 +86,7 @@ class KlingRequestSensor(BaseSensorOperator):
         use_sse: bool = True,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", 10.0)
+        kwargs.setdefault("poke_interval", DEFAULT_POLL_INTERVAL)
         super().__init__(**kwargs)
         self.request_id = request_id
         self.endpoint_id = endpoint_id
@@ -135,9 +137,10 @@ class KlingRequestSensor(BaseSensorOperator):
             self._progress = ProgressReporter(self.log, request.request_id)
         status = self.hook.get_status(request, logs=True)
         self._progress.update(status)
-        if not status.done:
+        outcome = wait_outcome(status)
+        if outcome == "waiting":
             return False
-        if status.failed:
+        if outcome == "failed":
             raise_job_failure(self.hook, request, status.error, status.error_type)
         return PokeReturnValue(is_done=True, xcom_value=self._complete(context, request))
 

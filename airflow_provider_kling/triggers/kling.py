@@ -24,6 +24,8 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.lifecycle.outcome import TRIGGER_EVENT_STATUSES
 from airflow_provider_kling.lifecycle.progress import ProgressReporter
+from airflow_provider_kling.protocol.polling import DEFAULT_POLL_INTERVAL, check_poll_interval
+from airflow_provider_kling.protocol.status import wait_outcome
 from airflow_provider_kling.protocol.types import FalRequest, RequestStatus
 
 
@@ -87,7 +89,7 @@ class KlingRequestTrigger(BaseTrigger):
         status_url: str,
         response_url: str,
         cancel_url: str,
-        poll_interval: float = 10.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
         use_sse: bool = True,
         submitted_at: float | None = None,
@@ -113,14 +115,7 @@ class KlingRequestTrigger(BaseTrigger):
                 raise KlingConfigurationError(
                     f"KlingRequestTrigger: {name} must be an http(s) URL, got {value!r}"
                 )
-        if (
-            isinstance(poll_interval, bool)
-            or not isinstance(poll_interval, (int, float))
-            or poll_interval <= 0
-        ):
-            raise KlingConfigurationError(
-                f"KlingRequestTrigger: poll_interval must be a number > 0 seconds, got {poll_interval!r}"
-            )
+        poll_interval = check_poll_interval(poll_interval, owner="KlingRequestTrigger: ")
         for label, moment in (
             ("end_time", end_time),
             ("submitted_at", submitted_at),
@@ -147,7 +142,7 @@ class KlingRequestTrigger(BaseTrigger):
         self.status_url = status_url
         self.response_url = response_url
         self.cancel_url = cancel_url
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = poll_interval
         self.end_time = None if end_time is None else float(end_time)
         self.use_sse = use_sse
         self.submitted_at = None if submitted_at is None else float(submitted_at)
@@ -324,7 +319,7 @@ class KlingRequestTrigger(BaseTrigger):
                         break  # stream ended without COMPLETED: reopen it (counts as a hiccup)
                     failures = 0
                     progress.update(status)
-                    if status.done:
+                    if wait_outcome(status) != "waiting":
                         return self._completed_event(status)
             except _FATAL_ERRORS as exc:
                 return self._event(
@@ -383,7 +378,7 @@ class KlingRequestTrigger(BaseTrigger):
         await asyncio.sleep(delay)
 
     def _completed_event(self, status: RequestStatus) -> TriggerEvent:
-        if status.failed:
+        if wait_outcome(status) == "failed":
             return self._event(
                 "error",
                 status.error or f"fal reported request {self.request_id} as failed ({status.error_type})",
