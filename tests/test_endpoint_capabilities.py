@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from airflow_provider_kling.models import capability_table
+from airflow_provider_kling.models.capability_table import CAPABILITIES, Caps
 from airflow_provider_kling.models.registry import REGISTRY
-from airflow_provider_kling.operators import _capabilities
-from airflow_provider_kling.operators._capabilities import CAPABILITIES, Caps
 
 
 def derived() -> dict[str, Caps]:
@@ -19,21 +19,23 @@ def derived() -> dict[str, Caps]:
 
 
 def render(table: dict[str, Caps]) -> str:
-    """The table's rows as they appear in operators/_capabilities.py (to paste after a registry change)."""
+    """The table's rows as they appear in models/capability_table.py (to paste after a registry change)."""
     rows = [
-        f"    {eid.removeprefix(_capabilities.PREFIX)!r}: Caps{tuple(caps)!r}," for eid, caps in table.items()
+        f"    {eid.removeprefix(capability_table.PREFIX)!r}: Caps{tuple(caps)!r},"
+        for eid, caps in table.items()
     ]
     return "\n".join(rows)
 
 
 def test_capability_table_matches_the_registry():
     assert {k: tuple(v) for k, v in CAPABILITIES.items()} == {k: tuple(v) for k, v in derived().items()}, (
-        "operators/_capabilities.py is out of date; its rows should be:\n" + render(derived())
+        "models/capability_table.py is out of date; its rows should be:\n" + render(derived())
     )
 
 
 def test_typed_operators_build_no_pydantic_model_at_parse_time():
-    # A DAG file with a typed operator: the model registry (pydantic) must stay unimported.
+    # A DAG file with a typed operator: the model registry (pydantic) must stay unimported; only the
+    # keyword mapping and its plain-data table (and the lazy package they live in) are loaded.
     code = (
         "import sys\n"
         "from airflow_provider_kling.operators.kling import KlingTextToVideoOperator\n"
@@ -42,4 +44,10 @@ def test_typed_operators_build_no_pydantic_model_at_parse_time():
         "print(loaded)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert out.strip().splitlines()[-1] == repr(
+        [
+            "airflow_provider_kling.models",
+            "airflow_provider_kling.models.capability_table",
+            "airflow_provider_kling.models.keywords",
+        ]
+    )

@@ -1,8 +1,9 @@
 """Validate arguments before any money is spent, and answer as fal would at result time.
 
 fal validates a request only after queueing it (submit answers 200; the 422 shows up at result
-time), so a bad argument costs a queue slot and sometimes GPU time. :func:`validate_arguments`
-and :func:`prepare_arguments` refuse bad input locally, naming each field and its limit;
+time), so a bad argument costs a queue slot and sometimes GPU time. :func:`check_arguments` (and
+its two views, :func:`validate_arguments` and :func:`prepare_arguments`) refuses bad input locally,
+naming each field and its limit;
 :func:`fal_validation_errors` is the server's view of the same models, used by the emulator.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -175,15 +177,38 @@ def _validate(
     return _validate_known(spec, data, _client_context(allow_unknown_effect_scene))
 
 
-def validate_arguments(
-    endpoint_id: str, arguments: dict[str, Any], *, allow_unknown_effect_scene: bool = False
-) -> dict[str, Any]:
-    """Check ``arguments`` for ``endpoint_id`` without any network call; return fal's JSON.
+@dataclass(frozen=True)
+class CheckedArguments:
+    """Arguments validated once: the body fal will get, and the files to upload into it first.
 
-    The result is exactly the body that will be submitted: defaults filled in (fal's own
-    defaults), ``duration`` as a string, None values dropped. File inputs that still need an
-    upload (local paths, bytes, ObjectStoragePath) are left as given — :func:`prepare_arguments`
-    replaces them by URLs. Unknown endpoint ids get a JSON check and a logged warning.
+    :param payload: exactly the body that will be submitted (fal's defaults filled in,
+        ``duration`` as a string, None values dropped), except that file inputs still needing an
+        upload (local paths, bytes, ObjectStoragePath) stand as given. What a retry's fingerprint
+        and the cost estimate read.
+    :param uploads: those file inputs, checked (type, size, image header) and ready to upload.
+    """
+
+    payload: dict[str, Any]
+    uploads: tuple[PendingUpload, ...] = ()
+
+    def upload(self, upload: Callable[..., str]) -> dict[str, Any]:
+        """The body to submit: each distinct file uploaded once and replaced by its URL.
+
+        :param upload: called as ``upload(source, content_type=..., file_name=...)`` for each file
+            (in practice :meth:`KlingHook.upload_file`); returns the file's URL. ``source`` is a
+            :class:`~pathlib.Path`, ``bytes``, or an open binary file (object storage).
+        """
+        body = copy_tree(self.payload)
+        run_uploads(body, list(self.uploads), upload)
+        return body
+
+
+def check_arguments(
+    endpoint_id: str, arguments: Mapping[str, Any], *, allow_unknown_effect_scene: bool = False
+) -> CheckedArguments:
+    """Check ``arguments`` for ``endpoint_id`` once, without any network call.
+
+    Unknown endpoint ids get a JSON check and a logged warning.
 
     :param endpoint_id: fal endpoint id, e.g. ``fal-ai/kling-video/v1.6/standard/image-to-video``.
     :param arguments: the request body as a user wrote it.
@@ -197,7 +222,20 @@ def validate_arguments(
     payload, pending = _validate(endpoint_id, arguments, allow_unknown_effect_scene)
     for item in pending:
         set_at(payload, item.loc, item.original)
-    return payload
+    return CheckedArguments(payload, tuple(pending))
+
+
+def validate_arguments(
+    endpoint_id: str, arguments: dict[str, Any], *, allow_unknown_effect_scene: bool = False
+) -> dict[str, Any]:
+    """Check ``arguments`` for ``endpoint_id`` without any network call; return fal's JSON.
+
+    The result is exactly the body that will be submitted, with file inputs that still need an
+    upload left as given (see :func:`check_arguments`, whose ``payload`` this is).
+    """
+    return check_arguments(
+        endpoint_id, arguments, allow_unknown_effect_scene=allow_unknown_effect_scene
+    ).payload
 
 
 def prepare_arguments(
@@ -218,9 +256,8 @@ def prepare_arguments(
         ``source`` is a :class:`~pathlib.Path`, ``bytes``, or an open binary file (object storage).
     :param allow_unknown_effect_scene: see :func:`validate_arguments`.
     """
-    payload, pending = _validate(endpoint_id, arguments, allow_unknown_effect_scene)
-    run_uploads(payload, pending, upload)
-    return payload
+    checked = check_arguments(endpoint_id, arguments, allow_unknown_effect_scene=allow_unknown_effect_scene)
+    return checked.upload(upload)
 
 
 def fal_validation_errors(endpoint_id: str, arguments: Any) -> list[dict[str, Any]] | None:

@@ -1,7 +1,7 @@
 """Typed Kling operators: readable keyword arguments instead of an endpoint id and a raw dict.
 
 Each one only maps its keywords to ``(endpoint_id, arguments)`` through
-:mod:`airflow_provider_kling.operators._endpoints`; submitting, waiting, reattaching and the
+:mod:`airflow_provider_kling.models.keywords`; submitting, waiting, reattaching and the
 result are :class:`~airflow_provider_kling.operators.kling.KlingVideoOperator`'s. Import them
 from :mod:`airflow_provider_kling.operators.kling`.
 """
@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from airflow_provider_kling.exceptions import KlingConfigurationError
-from airflow_provider_kling.operators._endpoints import (
+from airflow_provider_kling.models.keywords import (
+    EndpointInput,
     image_to_video_request,
     lipsync_request,
     text_to_video_request,
@@ -52,16 +53,16 @@ _EFFECTS_FIELDS = ("effect_scene", "images", "model", "tier", "duration", "extra
 class _KlingTypedOperator(KlingVideoOperator):
     """Shared shape of the typed operators: ``input_fields`` in, ``(endpoint_id, arguments)`` out.
 
-    Subclasses declare their keywords in ``input_fields`` and the :mod:`._endpoints` function that
-    maps them (called with exactly those keywords), and call :meth:`_check_early` at the end of
-    ``__init__``.
+    Subclasses declare their keywords in ``input_fields`` and the
+    :mod:`~airflow_provider_kling.models.keywords` function that maps them (called with exactly
+    those keywords), and call :meth:`_check_early` at the end of ``__init__``.
 
     :param kwargs: :class:`KlingVideoOperator` arguments except ``endpoint_id`` / ``arguments``,
         which the typed keywords determine.
     """
 
     input_fields: ClassVar[tuple[str, ...]] = ()
-    request_builder: ClassVar[Callable[..., tuple[str, dict[str, Any]]]]
+    request_builder: ClassVar[Callable[..., EndpointInput]]
 
     def __init__(self, **kwargs: Any) -> None:
         for name in ("endpoint_id", "arguments"):

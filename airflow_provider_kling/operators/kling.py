@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.models import CheckedArguments
     from airflow_provider_kling.operators._typed import (
         KlingImageToVideoOperator,
         KlingLipSyncOperator,
@@ -252,7 +253,7 @@ class KlingVideoOperator(BaseOperator):
 
     @metrics.count_failures
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_kling.models import validate_arguments
+        from airflow_provider_kling.models import check_arguments
         from airflow_provider_kling.protocol.headers import check_submit_options
 
         endpoint_id, arguments = self.build_request()
@@ -264,22 +265,23 @@ class KlingVideoOperator(BaseOperator):
         check_submit_options(
             webhook_url=webhook_url, priority=self.priority, start_timeout=self.start_timeout
         )
-        validated = validate_arguments(
+        # Validated once: the fingerprint and the cost read the payload, the submit uploads into it.
+        checked = check_arguments(
             endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
         )
-        wanted = fingerprint(endpoint_id, validated)
-        self._budget = self._cost_budget(endpoint_id, validated)
+        wanted = fingerprint(endpoint_id, checked.payload)
+        self._budget = self._cost_budget(endpoint_id, checked.payload)
 
         state = self._reattach_state(context)
         try:
-            return self._execute(context, state, endpoint_id, arguments, wanted)
+            return self._execute(context, state, endpoint_id, checked, wanted)
         except Exception as exc:
             # Not TaskDeferred (a BaseException): a deferred task is still following its request.
             self._settle_after_failure(context, state, exc)
             raise
 
     def _execute(
-        self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
+        self, context: Context, state: ReattachState, endpoint_id: str, checked: CheckedArguments, wanted: str
     ) -> dict[str, Any]:
         record = state.load_any()
         if isinstance(record, SubmitInFlight):
@@ -304,7 +306,7 @@ class KlingVideoOperator(BaseOperator):
                 _webhook.register(context, stored, self.webhook_asset)  # the crashed try may not have
             completion.push_request_xcoms(context, self.hook, stored.request, self.log)
         else:
-            stored = self._submit(context, state, endpoint_id, arguments, wanted)
+            stored = self._submit(context, state, endpoint_id, checked, wanted)
 
         if not self.wait_for_completion:
             state.finish(stored)
@@ -339,10 +341,8 @@ class KlingVideoOperator(BaseOperator):
         return ReattachState.from_context(context, self.log, force_variable=self._force_variable_store)
 
     def _submit(
-        self, context: Context, state: ReattachState, endpoint_id: str, arguments: dict[str, Any], wanted: str
+        self, context: Context, state: ReattachState, endpoint_id: str, checked: CheckedArguments, wanted: str
     ) -> StoredRequest:
-        from airflow_provider_kling.models import prepare_arguments
-
         hook = self.hook
         budget = self._budget
         self.log.info("Submitting to %s; %s", endpoint_id, budget.describe())
@@ -350,12 +350,7 @@ class KlingVideoOperator(BaseOperator):
         webhook_url = self.webhook_url
         if self.webhook_asset is not None:
             webhook_url = _webhook.webhook_url(webhook_url)
-        prepared = prepare_arguments(
-            endpoint_id,
-            arguments,
-            upload=hook.upload_file,
-            allow_unknown_effect_scene=self.allow_unknown_effect_scene,
-        )
+        prepared = checked.upload(hook.upload_file)
         # Recorded before the POST leaves: if this worker dies, or fal's answer is lost, the next try
         # knows a paid job may exist even though it never learnt its id.
         ti = context.get("ti")
@@ -555,12 +550,12 @@ class KlingVideoOperator(BaseOperator):
 
     def _describe(self, request: FalRequest) -> StoredRequest:
         """A handle for ``request`` with the fingerprint, cost and duration of this task's inputs."""
-        from airflow_provider_kling.models import estimate_cost, validate_arguments
+        from airflow_provider_kling.models import check_arguments, estimate_cost
 
         endpoint_id, arguments = self.build_request()
-        validated = validate_arguments(
+        validated = check_arguments(
             endpoint_id, arguments, allow_unknown_effect_scene=self.allow_unknown_effect_scene
-        )
+        ).payload
         try:
             cost = estimate_cost(endpoint_id, validated, prices=self.hook.prices)
         except KlingError as exc:  # a bad price override was logged at submit; no reason to fail now

@@ -1,7 +1,8 @@
 """What each typed Kling endpoint accepts, as plain data for the typed operators' parse-time checks.
 
-DAG files are parsed again and again; the endpoint registry (:mod:`airflow_provider_kling.models`)
-builds two dozen pydantic models on import (~70 ms), so the operators' ``__init__`` checks read this
+DAG files are parsed again and again; the endpoint registry (:mod:`airflow_provider_kling.models.registry`)
+builds two dozen pydantic models on import (~70 ms), so the keyword mapping
+(:mod:`airflow_provider_kling.models.keywords`, run in the typed operators' ``__init__``) reads this
 table instead and full validation happens in ``execute``. ``tests/test_endpoint_capabilities.py``
 checks the table against the registry and prints the rows to paste when the registry changes.
 """

@@ -1,17 +1,49 @@
 """Map the typed operators' readable keyword arguments to a fal endpoint id and its input.
 
 The endpoint registry (:mod:`airflow_provider_kling.models.registry`, mirrored as plain data in
-:mod:`._capabilities` for parse time) says which (version, tier, task) combinations exist and what
-each accepts; this module only translates names and turns an
-impossible combination into an error that lists the possible ones, before any network call.
+:mod:`.capability_table` for parse time) says which (version, tier, task) combinations exist and
+what each accepts; this module only translates names and turns an impossible combination into an
+error that lists the possible ones, before any network call. It builds no pydantic model: the typed
+operators call it while DAG files are parsed.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from airflow_provider_kling.exceptions import KlingConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_provider_kling.models.capability_table import Spec
+
+#: A file input as the typed operators take it: a URL, data URI or local path, ``bytes``, or an
+#: ``ObjectStoragePath`` (local files and object storage are uploaded before submit).
+FileInput: TypeAlias = "str | os.PathLike[str] | bytes | Any"
+#: Seconds of video: fal takes ``"5"`` or ``"10"``; ints are accepted and validated at run time.
+Duration: TypeAlias = "int | str | None"
+
+
+class EndpointInput(NamedTuple):
+    """What a set of typed keywords maps to (unpacks as ``endpoint_id, arguments``).
+
+    :param endpoint_id: the fal endpoint id, e.g. ``fal-ai/kling-video/v1.6/pro/image-to-video``.
+    :param arguments: the endpoint's input, in fal's field names (not validated yet).
+    """
+
+    endpoint_id: str
+    arguments: dict[str, Any]
+
+
+# Optional keywords that only some endpoints take, and the capability that says which.
+_CAPABILITY_OF: dict[str, str] = {
+    "aspect_ratio": "has_aspect_ratio",
+    "cfg_scale": "has_cfg_scale",
+    "negative_prompt": "has_negative_prompt",
+    "camera_control": "has_camera_control",
+    "advanced_camera_control": "has_camera_control",
+}
 
 LIPSYNC_AUDIO = "fal-ai/kling-video/lipsync/audio-to-video"
 LIPSYNC_TEXT = "fal-ai/kling-video/lipsync/text-to-video"
@@ -22,18 +54,18 @@ def _norm_version(model: Any) -> str:
     return text[1:] if text.startswith("v") else text
 
 
-def _specs(task: str) -> list[Any]:
+def _specs(task: str) -> list[Spec]:
     # The plain-data table, not the registry: DAG parsing must not build the pydantic models.
-    from airflow_provider_kling.operators._capabilities import SPECS
+    from airflow_provider_kling.models.capability_table import SPECS
 
     return [spec for spec in SPECS if spec.capabilities.task == task]
 
 
-def _choices(specs: Sequence[Any]) -> str:
+def _choices(specs: Sequence[Spec]) -> str:
     return ", ".join(sorted(f"v{s.capabilities.version}/{s.capabilities.tier}" for s in specs))
 
 
-def resolve_endpoint(task: str, model: Any, tier: Any) -> Any:
+def resolve_endpoint(task: str, model: Any, tier: Any) -> Spec:
     """The registry entry of ``task`` for Kling ``model`` (``"v1.6"``) and ``tier`` (``"pro"``)."""
     version, tier_name = _norm_version(model), str(tier).strip().lower()
     specs = _specs(task)
@@ -46,7 +78,7 @@ def resolve_endpoint(task: str, model: Any, tier: Any) -> Any:
     )
 
 
-def _unsupported(spec: Any, field: str, fitting: list[Any]) -> KlingConfigurationError:
+def _unsupported(spec: Spec, field: str, fitting: list[Spec]) -> KlingConfigurationError:
     where = _choices(fitting) if fitting else "none"
     return KlingConfigurationError(
         f"{field} is not accepted by {spec.endpoint_id}; model/tier combinations that take it: {where}"
@@ -69,33 +101,26 @@ def _merge_extra(arguments: dict[str, Any], extra: Mapping[str, Any] | None) -> 
     return {**arguments, **extra}
 
 
-def _check_common(spec: Any, task: str, **given: Any) -> None:
-    caps = spec.capabilities
-    flags = {
-        "aspect_ratio": "has_aspect_ratio",
-        "cfg_scale": "has_cfg_scale",
-        "negative_prompt": "has_negative_prompt",
-        "camera_control": "has_camera_control",
-        "advanced_camera_control": "has_camera_control",
-    }
+def _check_common(spec: Spec, task: str, **given: Any) -> None:
     for name, value in given.items():
-        if value is not None and not getattr(caps, flags[name]):
-            raise _unsupported(spec, name, [s for s in _specs(task) if getattr(s.capabilities, flags[name])])
+        flag = _CAPABILITY_OF[name]
+        if value is not None and not getattr(spec.capabilities, flag):
+            raise _unsupported(spec, name, [s for s in _specs(task) if getattr(s.capabilities, flag)])
 
 
 def image_to_video_request(
     *,
-    model: Any,
-    tier: Any,
-    prompt: Any,
-    image: Any,
-    tail_image: Any = None,
-    duration: Any = None,
-    aspect_ratio: Any = None,
-    negative_prompt: Any = None,
-    cfg_scale: Any = None,
+    model: str,
+    tier: str,
+    prompt: str,
+    image: FileInput,
+    tail_image: FileInput | None = None,
+    duration: Duration = None,
+    aspect_ratio: str | None = None,
+    negative_prompt: str | None = None,
+    cfg_scale: float | None = None,
     extra_arguments: Mapping[str, Any] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> EndpointInput:
     """Endpoint id + input for image-to-video (v2.6 names the frames start/end_image_url)."""
     task = "image-to-video"
     spec = resolve_endpoint(task, model, tier)
@@ -105,6 +130,8 @@ def image_to_video_request(
         raise KlingConfigurationError("image is required for image-to-video")
     if tail_image is not None and caps.tail_key is None:
         raise _unsupported(spec, "tail_image", [s for s in _specs(task) if s.capabilities.tail_key])
+    if caps.image_key is None:  # every image-to-video row names its image field
+        raise KlingConfigurationError(f"{spec.endpoint_id} takes no image")
     arguments: dict[str, Any] = {"prompt": prompt, caps.image_key: image}
     if caps.tail_key:
         _put(arguments, caps.tail_key, tail_image)
@@ -115,22 +142,22 @@ def image_to_video_request(
         ("cfg_scale", cfg_scale),
     ):
         _put(arguments, key, value)
-    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)
+    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, extra_arguments))
 
 
 def text_to_video_request(
     *,
-    model: Any,
-    tier: Any,
-    prompt: Any,
-    duration: Any = None,
-    aspect_ratio: Any = None,
-    negative_prompt: Any = None,
-    cfg_scale: Any = None,
-    camera_control: Any = None,
-    advanced_camera_control: Any = None,
+    model: str,
+    tier: str,
+    prompt: str,
+    duration: Duration = None,
+    aspect_ratio: str | None = None,
+    negative_prompt: str | None = None,
+    cfg_scale: float | None = None,
+    camera_control: str | None = None,
+    advanced_camera_control: Mapping[str, Any] | None = None,
     extra_arguments: Mapping[str, Any] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> EndpointInput:
     """Endpoint id + input for text-to-video (camera control only where the endpoint has it)."""
     task = "text-to-video"
     spec = resolve_endpoint(task, model, tier)
@@ -153,19 +180,19 @@ def text_to_video_request(
         ("advanced_camera_control", advanced_camera_control),
     ):
         _put(arguments, key, value)
-    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)
+    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, extra_arguments))
 
 
 def lipsync_request(
     *,
-    video: Any,
-    audio: Any = None,
-    text: Any = None,
-    voice_id: Any = None,
-    voice_language: Any = None,
-    voice_speed: Any = None,
+    video: FileInput,
+    audio: FileInput | None = None,
+    text: str | None = None,
+    voice_id: str | None = None,
+    voice_language: str | None = None,
+    voice_speed: float | None = None,
     extra_arguments: Mapping[str, Any] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> EndpointInput:
     """``lipsync/audio-to-video`` when ``audio`` is given, ``lipsync/text-to-video`` for ``text``."""
     if video is None:
         raise KlingConfigurationError("video is required for lip-sync")
@@ -188,18 +215,18 @@ def lipsync_request(
         for key, value in voice.items():
             _put(arguments, key, value)
         endpoint_id = LIPSYNC_TEXT
-    return endpoint_id, _merge_extra(arguments, extra_arguments)
+    return EndpointInput(endpoint_id, _merge_extra(arguments, extra_arguments))
 
 
 def video_effects_request(
     *,
-    model: Any,
-    tier: Any,
-    effect_scene: Any,
-    images: Any = None,
-    duration: Any = None,
+    model: str,
+    tier: str,
+    effect_scene: str,
+    images: FileInput | Sequence[FileInput] | None = None,
+    duration: Duration = None,
     extra_arguments: Mapping[str, Any] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> EndpointInput:
     """Endpoint id + input for the effects endpoints (one image, or two for hug/kiss/heart)."""
     spec = resolve_endpoint("effects", model, tier)
     if not effect_scene:
@@ -209,4 +236,4 @@ def video_effects_request(
         listed = list(images) if isinstance(images, (list, tuple)) else [images]
         arguments["input_image_urls"] = listed
     _put(arguments, "duration", duration)
-    return spec.endpoint_id, _merge_extra(arguments, extra_arguments)
+    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, extra_arguments))
