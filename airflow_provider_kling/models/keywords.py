@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypedDict
 
 from airflow_provider_kling.exceptions import KlingConfigurationError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python >= 3.11
+
     from airflow_provider_kling.models.capability_table import Spec
 
 #: A file input as the typed operators take it: a URL, data URI or local path, ``bytes``, or an
@@ -23,6 +25,76 @@ if TYPE_CHECKING:
 FileInput: TypeAlias = "str | os.PathLike[str] | bytes | Any"
 #: Seconds of video: fal takes ``"5"`` or ``"10"``; ints are accepted and validated at run time.
 Duration: TypeAlias = "int | str | None"
+
+
+# Each typed operator's keywords, declared once: the operators take exactly these (their
+# ``input_fields`` and templated fields are the keys, in this order), the functions below map them.
+
+
+class _Prompted(TypedDict):
+    prompt: str
+
+
+class _Generation(TypedDict, total=False):
+    model: str
+    tier: str
+    duration: Duration
+    aspect_ratio: str | None
+    negative_prompt: str | None
+    cfg_scale: float | None
+
+
+class _ImageToVideoNeeds(_Prompted):
+    image: FileInput
+
+
+class ImageToVideoKeywords(_ImageToVideoNeeds, _Generation, total=False):
+    """``KlingImageToVideoOperator``'s keywords (``prompt`` and ``image`` are required)."""
+
+    tail_image: FileInput | None
+    extra_arguments: Mapping[str, Any] | None
+
+
+class TextToVideoKeywords(_Prompted, _Generation, total=False):
+    """``KlingTextToVideoOperator``'s keywords (``prompt`` is required)."""
+
+    camera_control: str | None
+    advanced_camera_control: Mapping[str, Any] | None
+    extra_arguments: Mapping[str, Any] | None
+
+
+class _LipSyncNeeds(TypedDict):
+    video: FileInput
+
+
+class LipSyncKeywords(_LipSyncNeeds, total=False):
+    """``KlingLipSyncOperator``'s keywords (``video``, and ``audio`` or ``text`` + ``voice_id``)."""
+
+    audio: FileInput | None
+    text: str | None
+    voice_id: str | None
+    voice_language: str | None
+    voice_speed: float | None
+    extra_arguments: Mapping[str, Any] | None
+
+
+class _VideoEffectsNeeds(TypedDict):
+    effect_scene: str
+
+
+class VideoEffectsKeywords(_VideoEffectsNeeds, total=False):
+    """``KlingVideoEffectsOperator``'s keywords (``effect_scene`` is required)."""
+
+    images: FileInput | Sequence[FileInput] | None
+    model: str
+    tier: str
+    duration: Duration
+    extra_arguments: Mapping[str, Any] | None
+
+
+def keyword_names(keywords: type[Any]) -> tuple[str, ...]:
+    """The keys of one of the ``*Keywords`` dicts, in declaration order (required ones first)."""
+    return tuple(keywords.__annotations__)
 
 
 class EndpointInput(NamedTuple):
@@ -101,99 +173,55 @@ def _merge_extra(arguments: dict[str, Any], extra: Mapping[str, Any] | None) -> 
     return {**arguments, **extra}
 
 
-def _check_common(spec: Spec, task: str, **given: Any) -> None:
-    for name, value in given.items():
+def _check_common(spec: Spec, task: str, keywords: Mapping[str, object], names: Sequence[str]) -> None:
+    for name in names:
         flag = _CAPABILITY_OF[name]
-        if value is not None and not getattr(spec.capabilities, flag):
+        if keywords.get(name) is not None and not getattr(spec.capabilities, flag):
             raise _unsupported(spec, name, [s for s in _specs(task) if getattr(s.capabilities, flag)])
 
 
-def image_to_video_request(
-    *,
-    model: str,
-    tier: str,
-    prompt: str,
-    image: FileInput,
-    tail_image: FileInput | None = None,
-    duration: Duration = None,
-    aspect_ratio: str | None = None,
-    negative_prompt: str | None = None,
-    cfg_scale: float | None = None,
-    extra_arguments: Mapping[str, Any] | None = None,
-) -> EndpointInput:
+def _copy(arguments: dict[str, Any], keywords: Mapping[str, object], names: Sequence[str]) -> None:
+    """Keywords named as the fal field they fill, copied when given."""
+    for name in names:
+        _put(arguments, name, keywords.get(name))
+
+
+def image_to_video_request(**keywords: Unpack[ImageToVideoKeywords]) -> EndpointInput:
     """Endpoint id + input for image-to-video (v2.6 names the frames start/end_image_url)."""
     task = "image-to-video"
-    spec = resolve_endpoint(task, model, tier)
+    spec = resolve_endpoint(task, keywords.get("model"), keywords.get("tier"))
     caps = spec.capabilities
-    _check_common(spec, task, aspect_ratio=aspect_ratio, cfg_scale=cfg_scale, negative_prompt=negative_prompt)
+    _check_common(spec, task, keywords, ("aspect_ratio", "cfg_scale", "negative_prompt"))
+    image, tail_image = keywords["image"], keywords.get("tail_image")
     if image is None:
         raise KlingConfigurationError("image is required for image-to-video")
     if tail_image is not None and caps.tail_key is None:
         raise _unsupported(spec, "tail_image", [s for s in _specs(task) if s.capabilities.tail_key])
     if caps.image_key is None:  # every image-to-video row names its image field
         raise KlingConfigurationError(f"{spec.endpoint_id} takes no image")
-    arguments: dict[str, Any] = {"prompt": prompt, caps.image_key: image}
+    arguments: dict[str, Any] = {"prompt": keywords["prompt"], caps.image_key: image}
     if caps.tail_key:
         _put(arguments, caps.tail_key, tail_image)
-    for key, value in (
-        ("duration", duration),
-        ("aspect_ratio", aspect_ratio),
-        ("negative_prompt", negative_prompt),
-        ("cfg_scale", cfg_scale),
-    ):
-        _put(arguments, key, value)
-    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, extra_arguments))
+    _copy(arguments, keywords, ("duration", "aspect_ratio", "cfg_scale", "negative_prompt"))
+    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, keywords.get("extra_arguments")))
 
 
-def text_to_video_request(
-    *,
-    model: str,
-    tier: str,
-    prompt: str,
-    duration: Duration = None,
-    aspect_ratio: str | None = None,
-    negative_prompt: str | None = None,
-    cfg_scale: float | None = None,
-    camera_control: str | None = None,
-    advanced_camera_control: Mapping[str, Any] | None = None,
-    extra_arguments: Mapping[str, Any] | None = None,
-) -> EndpointInput:
+def text_to_video_request(**keywords: Unpack[TextToVideoKeywords]) -> EndpointInput:
     """Endpoint id + input for text-to-video (camera control only where the endpoint has it)."""
     task = "text-to-video"
-    spec = resolve_endpoint(task, model, tier)
-    _check_common(
-        spec,
-        task,
-        aspect_ratio=aspect_ratio,
-        cfg_scale=cfg_scale,
-        negative_prompt=negative_prompt,
-        camera_control=camera_control,
-        advanced_camera_control=advanced_camera_control,
-    )
-    arguments: dict[str, Any] = {"prompt": prompt}
-    for key, value in (
-        ("duration", duration),
-        ("aspect_ratio", aspect_ratio),
-        ("negative_prompt", negative_prompt),
-        ("cfg_scale", cfg_scale),
-        ("camera_control", camera_control),
-        ("advanced_camera_control", advanced_camera_control),
-    ):
-        _put(arguments, key, value)
-    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, extra_arguments))
+    spec = resolve_endpoint(task, keywords.get("model"), keywords.get("tier"))
+    optional = ("aspect_ratio", "cfg_scale", "negative_prompt", "camera_control", "advanced_camera_control")
+    _check_common(spec, task, keywords, optional)
+    arguments: dict[str, Any] = {"prompt": keywords["prompt"]}
+    _copy(arguments, keywords, ("duration", *optional))
+    return EndpointInput(spec.endpoint_id, _merge_extra(arguments, keywords.get("extra_arguments")))
 
 
-def lipsync_request(
-    *,
-    video: FileInput,
-    audio: FileInput | None = None,
-    text: str | None = None,
-    voice_id: str | None = None,
-    voice_language: str | None = None,
-    voice_speed: float | None = None,
-    extra_arguments: Mapping[str, Any] | None = None,
-) -> EndpointInput:
+def lipsync_request(**keywords: Unpack[LipSyncKeywords]) -> EndpointInput:
     """``lipsync/audio-to-video`` when ``audio`` is given, ``lipsync/text-to-video`` for ``text``."""
+    video, audio, text = keywords["video"], keywords.get("audio"), keywords.get("text")
+    voice_id, voice_language = keywords.get("voice_id"), keywords.get("voice_language")
+    voice_speed, extra_arguments = keywords.get("voice_speed"), keywords.get("extra_arguments")
     if video is None:
         raise KlingConfigurationError("video is required for lip-sync")
     voice = {"voice_id": voice_id, "voice_language": voice_language, "voice_speed": voice_speed}
@@ -218,16 +246,11 @@ def lipsync_request(
     return EndpointInput(endpoint_id, _merge_extra(arguments, extra_arguments))
 
 
-def video_effects_request(
-    *,
-    model: str,
-    tier: str,
-    effect_scene: str,
-    images: FileInput | Sequence[FileInput] | None = None,
-    duration: Duration = None,
-    extra_arguments: Mapping[str, Any] | None = None,
-) -> EndpointInput:
+def video_effects_request(**keywords: Unpack[VideoEffectsKeywords]) -> EndpointInput:
     """Endpoint id + input for the effects endpoints (one image, or two for hug/kiss/heart)."""
+    effect_scene, images = keywords["effect_scene"], keywords.get("images")
+    model, tier, duration = keywords.get("model"), keywords.get("tier"), keywords.get("duration")
+    extra_arguments = keywords.get("extra_arguments")
     spec = resolve_endpoint("effects", model, tier)
     if not effect_scene:
         raise KlingConfigurationError("effect_scene is required, e.g. 'hug' or 'squish'")

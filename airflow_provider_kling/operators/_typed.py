@@ -14,40 +14,24 @@ from typing import Any, ClassVar
 from airflow_provider_kling.exceptions import KlingConfigurationError
 from airflow_provider_kling.models.keywords import (
     EndpointInput,
+    ImageToVideoKeywords,
+    LipSyncKeywords,
+    TextToVideoKeywords,
+    VideoEffectsKeywords,
     image_to_video_request,
+    keyword_names,
     lipsync_request,
     text_to_video_request,
     video_effects_request,
 )
 from airflow_provider_kling.operators.kling import KlingVideoOperator, _is_lazy
 
-# Each typed operator's own keywords: all templated, passed by name to its request builder.
-_I2V_FIELDS = (
-    "prompt",
-    "image",
-    "tail_image",
-    "model",
-    "tier",
-    "duration",
-    "aspect_ratio",
-    "negative_prompt",
-    "cfg_scale",
-    "extra_arguments",
-)
-_T2V_FIELDS = (
-    "prompt",
-    "model",
-    "tier",
-    "duration",
-    "aspect_ratio",
-    "negative_prompt",
-    "cfg_scale",
-    "camera_control",
-    "advanced_camera_control",
-    "extra_arguments",
-)
-_LIPSYNC_FIELDS = ("video", "audio", "text", "voice_id", "voice_language", "voice_speed", "extra_arguments")
-_EFFECTS_FIELDS = ("effect_scene", "images", "model", "tier", "duration", "extra_arguments")
+# Each typed operator's own keywords (declared in models.keywords): all templated, passed by name to
+# its request builder.
+_I2V_FIELDS = keyword_names(ImageToVideoKeywords)
+_T2V_FIELDS = keyword_names(TextToVideoKeywords)
+_LIPSYNC_FIELDS = keyword_names(LipSyncKeywords)
+_EFFECTS_FIELDS = keyword_names(VideoEffectsKeywords)
 
 
 class _KlingTypedOperator(KlingVideoOperator):
