@@ -24,6 +24,12 @@ LOWEST_TESTS := tests/test_emulator_faults.py tests/test_emulator_output.py test
 	tests/test_models.py tests/test_file_inputs.py tests/test_validation_bad_inputs.py tests/test_storage.py \
 	tests/test_trigger_kling.py tests/test_operator_kling.py tests/test_credentials.py tests/test_provider_info.py
 
+# pytest-xdist: most tests wait (on the emulator, Airflow subprocesses, timers) rather than compute, so
+# three worker processes keep two cores busy. Each test module is one unit of work and all of tests/e2e
+# one more (see tests/conftest.py). `make pytest PYTEST_WORKERS=0` runs in a single process.
+PYTEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+
 .PHONY: venv test lint typecheck pytest test-compat test-lowest demo emulator bench clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -55,18 +61,22 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider -q $(XDIST) $(PYTEST_ARGS)
 
 # Unit + dag.test() tests on Airflow 3.1 (tests/e2e boots real 3.3 components and stays 3.3-only).
 # tests/test_packaging.py checks the built sdist/wheel, which do not depend on the Airflow version: once is enough.
 test-compat: $(COMPAT_STAMP)
-	$(COMPAT_PY) -m pytest -p no:cacheprovider -q --ignore=tests/e2e --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+	$(COMPAT_PY) -m pytest -p no:cacheprovider -q $(XDIST) --ignore=tests/e2e --ignore=tests/test_packaging.py $(PYTEST_ARGS)
 
 # Lowest versions of every direct dependency (see LOWEST_TESTS for why a subset).
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST_PY) -m pytest -p no:cacheprovider -q $(LOWEST_TESTS) $(PYTEST_ARGS)
+	$(LOWEST_PY) -m pytest -p no:cacheprovider -q $(XDIST) $(LOWEST_TESTS) $(PYTEST_ARGS)
 
-test: lint typecheck pytest test-compat test-lowest
+# The three venvs install side by side and next to ruff and mypy (uv waits mostly on the network and the
+# disk); the test runs then go one after another, each spread over PYTEST_WORKERS processes.
+test:
+	$(MAKE) -j3 lint typecheck $(COMPAT_STAMP) $(LOWEST_STAMP)
+	$(MAKE) pytest test-compat test-lowest
 
 demo: $(STAMP)
 	$(PY) -m airflow_provider_kling.demo

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -45,6 +46,49 @@ for _src in (ROOT / "tests" / "dags", ROOT / "example_dags"):
         for _f in _src.iterdir():
             if _f.is_file() and _f.suffix in {".py", ".csv", ".json", ".png"}:
                 shutil.copy(_f, DAGS_FOLDER / _f.name)
+
+
+# Parallel runs (`make pytest` passes `-n 3 --dist loadfile`, pytest-xdist): each worker process imports
+# this file, so each has its own AIRFLOW_HOME, metadata DB and emulators. A test module is one unit of
+# work, run in file order on one worker, so module-scoped fixtures are made once and tests that share
+# them in order keep working. All of tests/e2e is a single unit: each module boots a whole Airflow stack
+# (several processes), and two stacks at once on two cores starve each other's heartbeats.
+E2E_DIR = ROOT / "tests" / "e2e"
+
+
+def _work_unit(path: Path) -> str:
+    return "e2e" if E2E_DIR in path.parents else path.relative_to(ROOT).as_posix()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None  # any other --dist mode as pytest-xdist has it
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        """--dist loadfile, except that every tests/e2e module goes into one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(ROOT / nodeid.split("::", 1)[0])
+
+    # Units go out in collection order (see pytest_collection_modifyitems), not by their test count.
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a plain run keeps pytest's order
+    # In a worker, the longest units first: the e2e stacks, then the modules that run DAGs. A unit keeps
+    # its place as a whole and the sort is stable, so file order within a unit is kept. Every worker
+    # sorts the same way (xdist checks that the workers' collections agree).
+    rank: dict[str, int] = {}
+    for item in items:
+        unit = _work_unit(item.path)
+        weight = 0 if unit == "e2e" else 1 if item.get_closest_marker("dagtest") else 2
+        rank[unit] = min(weight, rank.get(unit, weight))
+    items.sort(key=lambda item: rank[_work_unit(item.path)])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
