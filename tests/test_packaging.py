@@ -89,6 +89,7 @@ def test_wheel_ships_the_pytest_plugin_and_the_demo_data_but_no_tests(built):
     assert not any(name.startswith("tests/") for name in names)
 
 
+@pytest.mark.dagtest  # `airflow dags test` in a subprocess: an early start in parallel runs
 def test_the_demo_runs_from_the_unpacked_wheel(built, tmp_path):
     """The wheel's own files, not the checkout's: the unpacked wheel comes first on sys.path, and
     the demo runs in a directory of its own."""

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Testing your DAGs with the emulator"
 
@@ -51,6 +53,7 @@ def _user_env() -> dict[str, str]:
     }
 
 
+@pytest.mark.dagtest  # dag.test() in a pytest subprocess: an early start in parallel runs
 def test_the_readme_recipe_runs_as_written(tmp_path):
     path, code = readme_test_file()
     (tmp_path / "dags").mkdir()
