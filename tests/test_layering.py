@@ -107,3 +107,19 @@ def test_the_check_sees_every_kind_of_import(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake)
     found = upward_imports("triggers")
     assert [entry.split(" imports ")[0].rsplit(":", 1)[1] for entry in found] == ["3", "5", "6", "7", "8"]
+
+
+def test_operator_modules_do_not_import_the_re_exporting_module() -> None:
+    # operators/kling.py only re-exports the generic (_video) and typed (_typed) operators: a module
+    # of the package importing it back would bring the old import cycle back.
+    problems = [
+        f"{path.name}:{line}"
+        for path in sorted((ROOT / "operators").glob("*.py"))
+        if path.name != "kling.py"
+        for line, modules in imported_modules(path)
+        if f"{PACKAGE}.operators.kling" in modules
+    ]
+    assert problems == []
+    body = ast.parse((ROOT / "operators" / "kling.py").read_text()).body
+    kinds = {type(node).__name__ for node in body[1:]}  # after the docstring
+    assert kinds == {"ImportFrom", "Assign"}, kinds  # imports and __all__, nothing defined

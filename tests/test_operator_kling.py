@@ -316,7 +316,7 @@ def test_airflow_backstop_timeout_cancels_the_request(emulator, fal_conn):
     # The triggerer never delivered an event: Airflow resumes the task with "__fail__" instead.
     from airflow.sdk.bases.operator import TriggerFailureReason
 
-    from airflow_provider_kling.operators.kling import TaskDeferralTimeout  # where this Airflow has it
+    from airflow_provider_kling.operators._video import TaskDeferralTimeout  # where this Airflow has it
 
     emulator.processing_time = 30
     _, context, deferred = _deferred(emulator)

@@ -198,14 +198,16 @@ def test_typed_operators_refuse_an_endpoint_id_they_would_ignore():
 
 
 def test_typed_module_imported_first_still_re_exports(tmp_path):
-    # The typed operators live in a sibling module that imports kling.py; kling.py re-exports them
-    # lazily, so importing the sibling first must not hit a circular import.
+    # The typed operators live in a sibling module of the generic one; kling.py only re-exports
+    # both, so either can be imported first and neither imports kling.py (no cycle).
     import os
     import subprocess
     import sys
 
     code = (
+        "import sys\n"
         "import airflow_provider_kling.operators._typed as typed\n"
+        "assert 'airflow_provider_kling.operators.kling' not in sys.modules\n"
         "from airflow_provider_kling.operators.kling import *\n"
         "from airflow_provider_kling.operators.kling import KlingLipSyncOperator\n"
         "assert KlingLipSyncOperator is typed.KlingLipSyncOperator\n"

@@ -316,3 +316,21 @@ class ReattachState:
             return "submit", None
         self.log.info("fal request %s from an earlier try already completed; reusing its result", rid)
         return "reuse", previous
+
+
+def retry_coming(context: Any) -> bool:
+    """Whether Airflow will run another try of this task instance if the current one fails.
+
+    The execution API tells the task runner (``should_retry``, which also knows about
+    ``max_tries`` being raised by a clear); older runtimes only give the counters.
+    """
+    ti = context.get("ti")
+    if ti is None:
+        return False
+    should_retry = getattr(getattr(ti, "_ti_context_from_server", None), "should_retry", None)
+    if isinstance(should_retry, bool):
+        return should_retry
+    try:
+        return int(ti.try_number) <= int(getattr(ti, "max_tries", 0) or 0)
+    except (TypeError, ValueError):
+        return False

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_kling.lifecycle.xcom import XCOM_FAL_REQUEST_URL, XCOM_VIDEO_URL
+
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
@@ -30,7 +32,7 @@ class KlingVideoLink(BaseOperatorLink):
     name = "Kling video"
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        return _xcom_url(ti_key, "video_url")
+        return _xcom_url(ti_key, XCOM_VIDEO_URL)
 
 
 class FalRequestLink(BaseOperatorLink):
@@ -43,4 +45,4 @@ class FalRequestLink(BaseOperatorLink):
     name = "fal request"
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        return _xcom_url(ti_key, "fal_request_url")
+        return _xcom_url(ti_key, XCOM_FAL_REQUEST_URL)

@@ -2,8 +2,8 @@
 
 Each one only maps its keywords to ``(endpoint_id, arguments)`` through
 :mod:`airflow_provider_kling.models.keywords`; submitting, waiting, reattaching and the
-result are :class:`~airflow_provider_kling.operators.kling.KlingVideoOperator`'s. Import them
-from :mod:`airflow_provider_kling.operators.kling`.
+result are :class:`~airflow_provider_kling.operators.kling.KlingVideoOperator`'s (from :mod:`._video`).
+Import them from :mod:`airflow_provider_kling.operators.kling`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from airflow_provider_kling.models.keywords import (
     text_to_video_request,
     video_effects_request,
 )
-from airflow_provider_kling.operators.kling import KlingVideoOperator, _is_lazy
+from airflow_provider_kling.operators._video import KlingVideoOperator, is_lazy
 
 # Each typed operator's own keywords (declared in models.keywords): all templated, passed by name to
 # its request builder.
@@ -63,7 +63,7 @@ class _KlingTypedOperator(KlingVideoOperator):
 
     def _check_early(self) -> None:
         """Fail at DAG parse time on an impossible combination, unless a value is only known later."""
-        if not any(_is_lazy(getattr(self, name)) for name in self.input_fields):
+        if not any(is_lazy(getattr(self, name)) for name in self.input_fields):
             self.build_request()
 
 

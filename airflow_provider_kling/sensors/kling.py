@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_kling.exceptions import KlingConfigurationError, KlingError, KlingTimeoutError
+from airflow_provider_kling.lifecycle import xcom
 from airflow_provider_kling.lifecycle.outcome import fetch_result, raise_job_failure, validate_event
 from airflow_provider_kling.lifecycle.output import output_from_result
 from airflow_provider_kling.lifecycle.progress import ProgressReporter
 from airflow_provider_kling.links.kling import FalRequestLink, KlingVideoLink
-from airflow_provider_kling.operators import _completion as completion
 from airflow_provider_kling.protocol.polling import DEFAULT_POLL_INTERVAL
 from airflow_provider_kling.protocol.status import wait_outcome
 
@@ -111,7 +111,7 @@ class KlingRequestSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         request = self.request
-        completion.push_request_xcoms(context, self.hook, request, self.log)
+        xcom.push_request_xcoms(context, self.hook, request, self.log)
         if not self.deferrable:
             return super().execute(context)
         # Already finished? Then there is nothing to defer for.
@@ -163,6 +163,6 @@ class KlingRequestSensor(BaseSensorOperator):
 
     def _complete(self, context: Context, request: FalRequest) -> dict[str, Any]:
         output = output_from_result(request, fetch_result(self.hook, request))
-        completion.publish_output(context, output, self.outlets)
+        xcom.publish_output(context, output, self.outlets)
         self.log.info("Video ready: %s (fal request %s)", output["video_url"], request.request_id)
         return output

@@ -1,6 +1,7 @@
-"""What a Kling task tells Airflow about its request: XComs, outlet asset extras, whether a retry comes.
+"""What a Kling task tells Airflow about its request: XComs and outlet asset extras.
 
-Shared by the operators and the sensor so every Kling task pushes the same keys.
+Shared by the operators and the sensor so every Kling task pushes the same keys, and read by the
+extra links (the api-server loads them without the operator modules; no Airflow import at module level).
 """
 
 from __future__ import annotations
@@ -16,24 +17,6 @@ if TYPE_CHECKING:
 XCOM_REQUEST_ID = "request_id"
 XCOM_VIDEO_URL = "video_url"
 XCOM_FAL_REQUEST_URL = "fal_request_url"
-
-
-def retry_coming(context: Any) -> bool:
-    """Whether Airflow will run another try of this task instance if the current one fails.
-
-    The execution API tells the task runner (``should_retry``, which also knows about
-    ``max_tries`` being raised by a clear); older runtimes only give the counters.
-    """
-    ti = context.get("ti")
-    if ti is None:
-        return False
-    should_retry = getattr(getattr(ti, "_ti_context_from_server", None), "should_retry", None)
-    if isinstance(should_retry, bool):
-        return should_retry
-    try:
-        return int(ti.try_number) <= int(getattr(ti, "max_tries", 0) or 0)
-    except (TypeError, ValueError):
-        return False
 
 
 def push_request_xcoms(context: Any, hook: KlingHook, request: FalRequest, log: Any) -> None:
