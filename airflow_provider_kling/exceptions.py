@@ -98,3 +98,11 @@ class KlingSubmitUncertainError(KlingError):
     The message always says that a paid job may exist, so that whoever reads the task log
     checks fal's dashboard before re-running.
     """
+
+
+class KlingDownloadError(KlingError):
+    """A video could not be copied to object storage (HTTP error, broken body, size mismatch, a
+    destination that cannot be written, or a lost race for an ``overwrite=False`` name).
+
+    :param retryable: whether another attempt may succeed (transport errors, 5xx, truncation).
+    """

@@ -52,7 +52,7 @@ while True:
 CLIENT = r"""
 import json, os, resource, sys, time
 from airflow.sdk import ObjectStoragePath
-from airflow_provider_kling.operators._download import stream_to_storage
+from airflow_provider_kling.hooks.download import stream_to_storage
 url, dest = sys.argv[1], sys.argv[2]
 def rss():
     with open("/proc/self/statm") as fh:

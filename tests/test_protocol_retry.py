@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.protocol.retry import RetryPolicy, should_retry_exception, should_retry_response
 
 URL = "http://127.0.0.1:9/fal-ai/kling-video/requests/r/status"
@@ -35,6 +36,7 @@ FAL_JSON = '{"detail": "Runner disconnected", "error_type": "runner_disconnected
     [
         (lambda: resp(408), True, True, False),
         (lambda: resp(409), True, True, False),
+        (lambda: resp(425), True, True, False),
         (lambda: resp(429, headers={"Retry-After": "1"}), True, True, True),
         (lambda: resp(502, text=NGINX), True, True, False),
         (lambda: resp(503, text=NGINX.replace("502", "503")), True, True, False),
@@ -91,6 +93,45 @@ def test_retry_predicate_table(outcome, read, idempotent, submit):
             assert should_retry_response(value, kind=kind) is retry, kind
         else:
             assert should_retry_exception(value, kind=kind) is retry, kind
+
+
+# A media download (the video from fal's CDN or any URL, no credentials): the body is a file, and a
+# JSON 5xx from a CDN says nothing about it; a body the downloader found cut short is retried.
+@pytest.mark.parametrize(
+    ("outcome", "retry"),
+    [
+        (lambda: resp(503, text=FAL_JSON), True),
+        (lambda: resp(500, text='{"detail": "Internal Server Error"}'), True),
+        (lambda: resp(501), True),
+        (lambda: resp(502, text=NGINX), True),
+        (lambda: resp(408), True),
+        (lambda: resp(425), True),
+        (lambda: resp(429), True),
+        (lambda: resp(403), False),
+        (lambda: resp(404), False),
+        (lambda: resp(200, text="\x00\x00\x00\x18ftypmp42"), False),
+        (lambda: exc(httpx.RemoteProtocolError), True),
+        (lambda: exc(httpx.ReadTimeout), True),
+        (lambda: exc(httpx.ConnectError), True),
+        (lambda: exc(httpx.UnsupportedProtocol), False),
+        (lambda: KlingDownloadError("incomplete download", retryable=True), True),
+        (lambda: KlingDownloadError("size mismatch", retryable=False), False),
+        (lambda: ValueError("a bug"), False),
+    ],
+)
+def test_download_kind_predicate(outcome, retry):
+    value = outcome()
+    if isinstance(value, httpx.Response):
+        assert should_retry_response(value, kind="download") is retry
+    else:
+        assert should_retry_exception(value, kind="download") is retry
+
+
+def test_a_download_error_is_retried_only_for_downloads():
+    cut = KlingDownloadError("incomplete download", retryable=True)
+    assert [should_retry_exception(cut, kind=kind) for kind in ("read", "idempotent", "submit")] == [
+        False
+    ] * 3
 
 
 def scripted(*outcomes):

@@ -130,6 +130,15 @@ def test_non_http_url_is_refused(tmp_path):
         _op(source="ftp://example.com/a.mp4", destination=str(tmp_path)).execute({})
 
 
+def test_download_error_is_one_class_importable_from_the_operator_and_the_exceptions():
+    from airflow_provider_kling.exceptions import KlingDownloadError as FromExceptions
+    from airflow_provider_kling.exceptions import KlingError
+    from airflow_provider_kling.hooks.download import KlingDownloadError as FromHook
+
+    assert KlingDownloadError is FromExceptions is FromHook
+    assert issubclass(KlingDownloadError, KlingError)
+
+
 def test_connection_cut_mid_body_leaves_no_partial_file(media, tmp_path):
     size = 2 * 1024 * 1024
     op = _op(
@@ -294,7 +303,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, sys
     from airflow.sdk import ObjectStoragePath
-    from airflow_provider_kling.operators._download import stream_to_storage
+    from airflow_provider_kling.hooks.download import stream_to_storage
 
     url, folder, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # Warm up: load every module and allocate the client's buffers once.

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from storage_server import MediaServer, payload
 
-from airflow_provider_kling.operators._mp4 import Mp4Boxes
 from airflow_provider_kling.operators.storage import KlingDownloadError, KlingVideoToObjectStorageOperator
+from airflow_provider_kling.protocol.mp4 import Mp4Boxes
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_object_store_without_exclusive_move_checks_the_bytes_after_it():
     from airflow.sdk.io import attach
     from fsspec.implementations.memory import MemoryFileSystem
 
-    from airflow_provider_kling.operators._placement import commit
+    from airflow_provider_kling.hooks._placement import commit
 
     attach(protocol="memory", fs=MemoryFileSystem())
     final = ObjectStoragePath("memory://race-bucket/clip.mp4")

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_kling.lifecycle.output import VideoSource, parse_source
-from airflow_provider_kling.operators._download import (
+from airflow_provider_kling.exceptions import KlingDownloadError
+from airflow_provider_kling.hooks.download import (
     DEFAULT_CHUNK_SIZE,
-    KlingDownloadError,
     commit,
     destination_error,
     ensure_parent,
@@ -27,6 +26,7 @@ from airflow_provider_kling.operators._download import (
     stream_to_storage,
     temporary_sibling,
 )
+from airflow_provider_kling.lifecycle.output import VideoSource, parse_source
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath

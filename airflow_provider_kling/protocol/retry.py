@@ -1,10 +1,10 @@
 """One retry policy for both hook shells, expressed as tenacity ``Retrying`` / ``AsyncRetrying``.
 
-Three kinds of call:
+Four kinds of call:
 
 * ``read`` (status, cancel, and the result of a job fal reported COMPLETED without ``error``):
   idempotent reads whose every failure says nothing about the job. Retried on transport errors
-  (except those that recur on every attempt, such as an unsupported URL scheme), 408 / 409 / 429,
+  (except those that recur on every attempt, such as an unsupported URL scheme), 408 / 409 / 425 / 429,
   every 5xx (fal's own JSON errors included), gateway error pages (HTML or other non-JSON bodies
   from whatever proxy sits in front of fal, with or without the word "nginx") and 2xx answers whose
   body is not a JSON object (truncated or mangled). Never a 504 carrying
@@ -12,6 +12,11 @@ Three kinds of call:
 * ``idempotent`` (uploads, and the result GET of a job that failed or whose outcome the caller does
   not know, which fal answers with the *job's* error): as ``read``, except that fal's own JSON 5xx
   is final and 2xx bodies are not checked (a presigned PUT answers with an empty body).
+* ``download`` (a generated file from a media host, fetched without credentials): as ``read`` for
+  transport errors and HTTP statuses (408 / 409 / 425 / 429 and every 5xx: a CDN's error says nothing
+  about the file), the 2xx body (a file, not JSON) unchecked, and a body the caller found cut short
+  (a :class:`~airflow_provider_kling.exceptions.KlingDownloadError` it marked ``retryable``) retried
+  like a connection cut by the server.
 * ``submit``: retried **only** when the request provably never reached fal — the connection could not be
   opened (``ConnectError`` / ``ConnectTimeout`` / ``PoolTimeout``) or fal refused it with 429. A read
   timeout, a reset after sending or any 5xx may hide a created (paid) job, so it is never retried.
@@ -19,6 +24,7 @@ Three kinds of call:
 The attempt function returns an ``httpx.Response`` (any status) or raises an ``httpx`` exception; when the
 budget runs out tenacity hands back the last outcome, so the shell maps it exactly like a first failure
 (:meth:`~airflow_provider_kling.protocol.queue.QueueCall.finish` then says that fal's answer was unclear).
+A download returns its own result instead of a 2xx response and may raise a ``KlingDownloadError``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, Literal
 import httpx
 import tenacity
 
+from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.protocol.errors import (
     HEADER_TIMEOUT_TYPE,
     is_gateway_error,
@@ -39,9 +46,10 @@ from airflow_provider_kling.protocol.errors import (
 )
 from airflow_provider_kling.protocol.headers import HEADER_REQUEST_TIMEOUT
 
-CallKind = Literal["read", "idempotent", "submit"]
+CallKind = Literal["read", "idempotent", "submit", "download"]
 
-RETRY_STATUS_CODES: frozenset[int] = frozenset({408, 409, 429})
+# 425 (Too Early): the server refused to process the request, so a replay is safe.
+RETRY_STATUS_CODES: frozenset[int] = frozenset({408, 409, 425, 429})
 # Exceptions raised before a single byte of the request left this machine.
 NEVER_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors that come from this side and recur on every attempt (a URL scheme httpx cannot
@@ -55,6 +63,8 @@ def should_retry_exception(
     exc: BaseException, *, kind: CallKind, request: httpx.Request | None = None
 ) -> bool:
     """Whether a transport exception may be retried for this kind of call."""
+    if kind == "download" and isinstance(exc, KlingDownloadError):
+        return bool(exc.retryable)
     if not isinstance(exc, httpx.TransportError) or isinstance(exc, NEVER_TRANSIENT_ERRORS):
         return False
     if kind == "submit":
@@ -81,7 +91,7 @@ def should_retry_response(response: httpx.Response, *, kind: CallKind) -> bool:
     if code == 504 and HEADER_TIMEOUT_TYPE in response.headers:
         return False
     if code >= 500:
-        return kind == "read" or is_gateway_error(response)
+        return kind in ("read", "download") or is_gateway_error(response)
     if kind == "read" and response.is_success:
         return json_object(response) is None
     return False
@@ -162,7 +172,10 @@ class RetryPolicy:
             if outcome is None:  # pragma: no cover
                 return
             if outcome.failed:
-                reason = type(outcome.exception()).__name__
+                exc = outcome.exception()
+                reason = type(exc).__name__
+                if kind == "download":  # no fal answer can be in it: the text says what broke
+                    reason = f"{reason}: {exc}"
             else:
                 response = outcome.result()
                 reason = f"HTTP {getattr(response, 'status_code', '?')}"

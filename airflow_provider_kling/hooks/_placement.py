@@ -21,7 +21,7 @@ import os
 import uuid
 from typing import TYPE_CHECKING
 
-from airflow_provider_kling.exceptions import KlingError
+from airflow_provider_kling.exceptions import KlingDownloadError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -34,14 +34,6 @@ LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 # link(2) is not offered by every local file system (FAT, some FUSE and SMB mounts).
 _NO_LINK = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS})
 _READ_CHUNK = 1024 * 1024
-
-
-class KlingDownloadError(KlingError):
-    """A video could not be copied to object storage (HTTP error, broken body, size mismatch, a
-    destination that cannot be written, or a lost race for an ``overwrite=False`` name).
-
-    :param retryable: whether another attempt may succeed (transport errors, 5xx, truncation).
-    """
 
 
 def is_local(path: ObjectStoragePath) -> bool:

@@ -7,13 +7,16 @@ is an atomic ``rename``; on object stores (S3, GCS, ...) it is a server-side cop
 key appears all at once. A failed attempt removes its temporary object.
 
 No credentials are sent: fal's CDN serves generated media to anyone holding the URL, so the fal
-key (which lives in the ``fal`` connection) never reaches this code, let alone the media host.
+key (which lives in the ``fal`` connection) never reaches this code, let alone the media host. Which
+failures are worth another attempt, and how long to wait, is the protocol core's retry policy
+(:mod:`~airflow_provider_kling.protocol.retry`, kind ``download``), as for every fal call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import posixpath
 import time
 from dataclasses import dataclass
@@ -21,13 +24,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from airflow_provider_kling import __version__
-from airflow_provider_kling.operators._body import iter_body
-from airflow_provider_kling.operators._mp4 import Mp4Boxes
-from airflow_provider_kling.operators._placement import (
-    KlingDownloadError,
+from airflow_provider_kling.exceptions import KlingDownloadError
+from airflow_provider_kling.hooks._body import iter_body
+from airflow_provider_kling.hooks._placement import (
     commit,
     destination_error,
     ensure_parent,
@@ -36,6 +37,8 @@ from airflow_provider_kling.operators._placement import (
     remove_quietly,
     temporary_sibling,
 )
+from airflow_provider_kling.protocol.mp4 import Mp4Boxes
+from airflow_provider_kling.protocol.retry import RetryPolicy, should_retry_response
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
-_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MP4_TYPES = frozenset({"video/mp4", "video/quicktime", "application/mp4", "video/x-m4v"})
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "KlingDownloadError",
     "commit",
     "destination_error",
+    "download_retry_policy",
     "ensure_parent",
     "remove_quietly",
     "stream_to_storage",
@@ -77,11 +80,17 @@ class DownloadResult:
     seconds: float
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, KlingDownloadError):
-        return bool(exc.retryable)
-    # Connection refused/reset, read timeouts and bodies cut short (RemoteProtocolError).
-    return isinstance(exc, httpx.TransportError)
+def download_retry_policy(attempts: int, backoff: float) -> RetryPolicy:
+    """The protocol core's retry policy as a download uses it (``kind="download"``).
+
+    :param attempts: tries in all.
+    :param backoff: first wait in seconds, doubled each time (at most 30 s), without jitter; a
+        ``Retry-After`` the server sends wins (at most 60 s). No total budget: a large file may take
+        minutes per attempt, and ``attempts`` already bounds the tries.
+    """
+    return RetryPolicy(
+        max_attempts=attempts, initial_delay=backoff, max_delay=30.0, max_total=math.inf, jitter=0.0
+    )
 
 
 def _record_lineage(final: ObjectStoragePath) -> None:
@@ -137,18 +146,16 @@ def _attempt(
     chunk_size: int,
     overwrite: bool = True,
     content_named: bool = False,
-) -> DownloadResult:
+) -> DownloadResult | httpx.Response:
+    """One GET into a temporary sibling, checked and committed; an error status comes back as the
+    (closed) response, for the retry policy to judge."""
     started = time.monotonic()
     tmp = temporary_sibling(final)
     try:
         # identity: Content-Length must describe the very bytes we write, not a gzip of them.
         with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code >= 400:
-                raise KlingDownloadError(
-                    f"GET {url} answered HTTP {response.status_code}",
-                    status_code=response.status_code,
-                    retryable=response.status_code in _RETRYABLE_STATUS,
-                )
+                return response
             header_length = response.headers.get("content-length")
             content_length = int(header_length) if header_length and header_length.isdigit() else None
             if content_length is not None and expected_size is not None and content_length != expected_size:
@@ -213,11 +220,13 @@ def stream_to_storage(
     :param expected_size: bytes the caller knows the file has (fal's ``file_size``); checked.
     :param chunk_size: bytes per read/write; memory use stays around this size.
     :param timeout: seconds allowed between two reads (and to connect).
-    :param attempts: tries in all, for transport errors, truncated bodies, 408/429/5xx.
-    :param backoff: first wait between tries in seconds, doubled each time (at most 30 s).
+    :param attempts: tries in all, for transport errors, truncated bodies, 408/409/425/429/5xx (the
+        protocol core's ``download`` retry kind, see :func:`download_retry_policy`).
+    :param backoff: first wait between tries in seconds, doubled each time (at most 30 s); a
+        ``Retry-After`` the server sends wins.
     :param overwrite: replace an existing file, or fail if the name exists or another writer takes
         it first (exclusive where the store allows it, see
-        :mod:`~airflow_provider_kling.operators._placement`).
+        :mod:`~airflow_provider_kling.hooks._placement`).
     :param content_named: name the file after its content: ``destination``'s folder and suffix with
         the first 16 hex digits of its sha256 as the stem (for sources without a request id).
     """
@@ -226,22 +235,12 @@ def stream_to_storage(
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     ensure_parent(destination)
+    policy = download_retry_policy(attempts, backoff)
+    retrying = policy.retrying("download", f"download of {url}")
     headers = {"User-Agent": f"airflow-provider-kling/{__version__}"}
     with httpx.Client(headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True) as client:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=backoff, max=30),
-            reraise=True,
-            before_sleep=lambda state: log.warning(
-                "Download attempt %d of %s failed (%s); retrying",
-                state.attempt_number,
-                url,
-                state.outcome.exception() if state.outcome else "?",
-            ),
-        )
         try:
-            result = retrying(
+            outcome = retrying(
                 _attempt,
                 client,
                 url,
@@ -252,9 +251,17 @@ def stream_to_storage(
                 content_named=content_named,
             )
         except httpx.TransportError as exc:
+            tries = retrying.statistics.get("attempt_number", attempts)
             raise KlingDownloadError(
-                f"download of {url} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+                f"download of {url} failed after {tries} attempt(s): {type(exc).__name__}: {exc}",
                 retryable=True,
             ) from exc
-    _record_lineage(result.path)
-    return result
+    if isinstance(outcome, httpx.Response):
+        code = outcome.status_code
+        raise KlingDownloadError(
+            f"GET {url} answered HTTP {code}",
+            status_code=code,
+            retryable=should_retry_response(outcome, kind="download"),
+        )
+    _record_lineage(outcome.path)
+    return outcome
