@@ -205,14 +205,20 @@ async def run_one(n: int, mode: str, client_kind: str, limit_seconds: float) -> 
 async def _measure(
     fake: FakeFal, n: int, mode: str, client_kind: str, limit_seconds: float
 ) -> dict[str, Any]:
-    gc_pauses: list[tuple[float, float]] = []
+    gc_pauses: list[tuple[float, float, int]] = []
     gc_started: list[float] = [0.0]
 
     def on_gc(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             gc_started[0] = time.perf_counter()
         else:
-            gc_pauses.append((time.time(), time.perf_counter() - gc_started[0]))
+            gc_pauses.append((time.time(), time.perf_counter() - gc_started[0], info["generation"]))
+            if os.environ.get("BENCH_GC_DEBUG"):
+                print(
+                    f"gc gen{info['generation']} {gc_pauses[-1][1] * 1000:.0f} ms collected {info['collected']}"
+                    f" at {gc_pauses[-1][0] - start:.1f} s",
+                    file=sys.stderr,
+                )
 
     # The import cost is the triggerer's, paid once, before the clock starts.
     if client_kind == "provider":
@@ -221,6 +227,7 @@ async def _measure(
 
     gc.collect()
     rss_before = rss_bytes()
+    tracked_before = tracked_followed = len(gc.get_objects()) + gc.get_freeze_count()
     start = time.time() + 0.5
     jobs = make_jobs(n, start)
     done_at = {rid: done for rid, done in jobs}
@@ -254,6 +261,7 @@ async def _measure(
     t0, cpu0 = time.time(), cpu_seconds()
     tasks = [asyncio.ensure_future(job(rid)) for rid, _ in jobs]
     followed_at = cpu_followed = None
+    census_until = 0.0
     rss_followed = rss_before
     max_fds = max_rss = 0
     server0 = await fake.stats()
@@ -272,6 +280,10 @@ async def _measure(
             if stats["followed"] >= n:
                 followed_at, cpu_followed = stats["last_first_seen"], cpu_seconds()
                 rss_followed, server_followed = rss_bytes(), stats
+                tracked_followed = (
+                    len(gc.get_objects()) + gc.get_freeze_count()
+                )  # a pause of its own: not in the steady lags
+                census_until = time.time()
     t_end, cpu_end = time.time(), cpu_seconds()
     server_end = await fake.stats()
     stop.set()
@@ -281,9 +293,24 @@ async def _measure(
     for task in unfinished:
         task.cancel()
     await asyncio.gather(*unfinished, return_exceptions=True)
+    del tasks, unfinished
+    # Whatever the provider froze (hooks/_gc_freeze.py) and is garbage now would leak: there must be none.
+    gc.collect()
+    gc.unfreeze()
+    if os.environ.get("BENCH_GC_DEBUG"):
+        import collections
+
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kinds = collections.Counter(type(o).__qualname__ for o in gc.garbage)
+        print("pinned garbage:", kinds.most_common(25), file=sys.stderr)
+        gc.set_debug(0)
+        gc.garbage.clear()
+    pinned_garbage = gc.collect()
 
     steady_from = followed_at if followed_at is not None else t_end
-    steady_lags = [lag for at, lag in lags if at >= steady_from]
+    # The probe that slept through the census wakes just after it: 0.2 s margin.
+    steady_lags = [lag for at, lag in lags if at >= max(steady_from, census_until + 0.2)]
     steady_wall = max(1e-9, t_end - steady_from)
     steady_cpu = cpu_end - (cpu_followed if cpu_followed is not None else cpu_end)
     polls = server_end["polls"] - server_followed["polls"]
@@ -307,8 +334,13 @@ async def _measure(
         "rss_per_job_kb": (rss_followed - rss_before) / n / 1024,
         "rss_max_mb": max_rss / 2**20,
         "fds_max": max_fds,
-        "gc_max_ms": max((pause for _, pause in gc_pauses), default=0.0) * 1000,
-        "gc_steady_max_ms": max((pause for at, pause in gc_pauses if at >= steady_from), default=0.0) * 1000,
+        "gc_max_ms": max((pause for _, pause, _ in gc_pauses), default=0.0) * 1000,
+        "gc_steady_max_ms": max((pause for at, pause, _ in gc_pauses if at >= steady_from), default=0.0)
+        * 1000,
+        "gc_total_ms": sum(pause for _, pause, _ in gc_pauses) * 1000,
+        "gc_full": sum(1 for _, _, generation in gc_pauses if generation == 2),
+        "gc_tracked_per_job": (tracked_followed - tracked_before) / n,
+        "gc_pinned_garbage": pinned_garbage,
         "latency_p50_ms": pct(latencies, 0.5) * 1000,
         "latency_p99_ms": pct(latencies, 0.99) * 1000,
         "events": sum(1 for c in counts if c),
@@ -348,6 +380,7 @@ COLUMNS = [
     ("RSS/job KB", lambda r: f"{r['rss_per_job_kb']:.0f}"),
     ("fds", lambda r: f"{r['fds_max']:,}"),
     ("GC max ms (steady)", lambda r: f"{r['gc_max_ms']:.0f} ({_num(r.get('gc_steady_max_ms'), '{:.0f}')})"),
+    ("GC objects/job", lambda r: _num(r.get("gc_tracked_per_job"), "{:.0f}")),
     ("done→event p50 / p99 ms", lambda r: f"{r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f}"),
     (
         "events (exactly once)",

@@ -35,6 +35,9 @@ os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 # OpenLineage (a test dependency) stays off except in the lineage test, which enables it in a
 # process of its own: its listener would otherwise fork on every task event of every dag.test().
 os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "True"
+# The triggerer's gc.freeze() (hooks/_gc_freeze.py) acts on the whole process: in the test process it
+# would freeze pytest's own objects. tests/test_gc_freeze.py turns it on where it is tested.
+os.environ["AIRFLOW__KLING__TRIGGERER_GC_FREEZE"] = "False"
 # A key must exist in the environment of nobody: tests set connections explicitly.
 for _var in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
     os.environ.pop(_var, None)

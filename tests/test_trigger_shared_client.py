@@ -94,12 +94,12 @@ def test_shared_client_is_closed_when_the_loop_ends(emulator, fal_conn):
         (client,) = shared.loop_clients_snapshot().values()
         assert not client.closed
         assert client.poll_connections == 1  # the poll's connection is kept alive for the next one
-        return events, client, list(client._transports)
+        return events, client, list(client._polls)
 
-    events, client, transports = asyncio.run(main())
+    events, client, connections = asyncio.run(main())
     assert [e["status"] for e in events] == ["success"]
     assert client.closed
-    assert transports and all(t._pool.connections == [] for t in transports)  # its sockets are closed too
+    assert connections and all(c.is_closed for c in connections)  # its sockets are closed too
 
     async def again():
         # A new loop never sees the old loop's client.

@@ -31,12 +31,12 @@ import time
 import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from airflow_provider_kling.hooks._connection import HTTPConnection, origin_of
 from airflow_provider_kling.protocol.config import FalSettings
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,13 @@ class ClientOptions:
 class SharedFalClient:
     """The HTTP side of every Kling trigger on one loop with the same :class:`ClientOptions`.
 
-    Status polls share up to ``max_connections`` kept-alive connections, each in a transport of its
-    own: a poll takes an idle one (the most recently used, so the rest can expire), or opens one, and
-    at most that many polls are in flight; the others wait their turn here. (One httpx pool of N
-    connections scans all of them, several times, for every request: O(N²) per poll.) Each SSE
-    stream gets a connection of its own, closed with the stream.
+    Status polls share up to ``max_connections`` kept-alive connections: a poll takes an idle one
+    (the most recently used, so the rest can expire), or opens one, and at most that many polls are
+    in flight; the others wait their turn here. (One httpx pool of N connections scans all of them,
+    several times, for every request: O(N²) per poll.) Each SSE stream gets a connection of its own,
+    closed with the stream. Connections are :class:`~airflow_provider_kling.hooks._connection.HTTPConnection`
+    (an asyncio protocol framed by h11), except behind a proxy from the environment, which only a full
+    ``httpx.AsyncClient`` speaks.
 
     :param options: transport settings.
     :param ssl_context: the process's TLS context.
@@ -143,13 +145,9 @@ class SharedFalClient:
     def __init__(self, options: ClientOptions, ssl_context: ssl.SSLContext) -> None:
         self.options = options
         self._ssl = ssl_context
-        self._timeout = httpx.Timeout(options.request_timeout, connect=options.connect_timeout).as_dict()
-        self._one = httpx.Limits(
-            max_connections=1, max_keepalive_connections=1, keepalive_expiry=options.keepalive_expiry
-        )
-        # Requests go straight to the transport (no cookies, auth flow or redirects to run: the queue
-        # API needs none), which halves the client's CPU per poll. Proxies from the environment
-        # (HTTPS_PROXY, ...) are only honoured by a full client, so those deployments get one.
+        # Requests go straight to a connection (no cookies, auth flow or redirects to run: the queue
+        # API needs none). Proxies from the environment (HTTPS_PROXY, ...) are only honoured by a
+        # full client, so those deployments get one.
         self._proxied = bool(urllib.request.getproxies())
         self._client: httpx.AsyncClient | None = None
         if self._proxied:
@@ -158,9 +156,10 @@ class SharedFalClient:
                 max_keepalive_connections=options.max_connections,
                 keepalive_expiry=options.keepalive_expiry,
             )
-            self._client = httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=httpx.Timeout(None))
-        self._idle: list[httpx.AsyncHTTPTransport] = []  # last used last: reuse the warmest
-        self._transports: list[httpx.AsyncHTTPTransport] = []
+            timeout = httpx.Timeout(options.request_timeout, connect=options.connect_timeout)
+            self._client = httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=timeout)
+        self._idle: list[HTTPConnection] = []  # last used last: reuse the warmest
+        self._polls: set[HTTPConnection] = set()
         self._slots = asyncio.Semaphore(options.max_connections)
         self._opening = asyncio.Semaphore(MAX_CONCURRENT_OPENS)
         self.streams_open = 0
@@ -171,83 +170,71 @@ class SharedFalClient:
         self._warned_at = -STREAM_PAUSE
         self.closed = False
 
-    def _prepare(self, request: httpx.Request) -> httpx.Request:
-        if "timeout" not in request.extensions:
-            request.extensions = {**request.extensions, "timeout": self._timeout}
-        return request
+    async def connect(self, origin: tuple[str, str, int]) -> HTTPConnection:
+        """A new connection to ``origin`` with this client's timeouts and TLS context."""
+        return await HTTPConnection.open(
+            origin,
+            ssl_context=self._ssl,
+            connect_timeout=self.options.connect_timeout,
+            read_timeout=self.options.request_timeout,
+        )
+
+    def _take_idle(self, origin: tuple[str, str, int]) -> HTTPConnection | None:
+        expired_before = time.monotonic() - self.options.keepalive_expiry
+        for index in range(len(self._idle) - 1, -1, -1):
+            connection = self._idle[index]
+            if not connection.reusable() or connection.idle_since < expired_before:
+                del self._idle[index]
+                self._drop(connection)
+            elif connection.origin == origin:
+                del self._idle[index]
+                return connection
+        return None
+
+    def _drop(self, connection: HTTPConnection) -> None:
+        connection.close()
+        self._polls.discard(connection)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send one request through the poll pool and read its whole (small) body."""
         if self.closed:
             raise RuntimeError("the shared fal client is closed")
-        request = self._prepare(request)
         async with self._slots:
             if self._client is not None:
                 return await self._client.send(request)
-            transport = self._idle.pop() if self._idle else self._new_transport()
+            origin = origin_of(request.url)
+            connection = self._take_idle(origin)
+            if connection is None:
+                connection = await self.connect(origin)
+                self._polls.add(connection)
             try:
-                response = await transport.handle_async_request(request)
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
-            finally:
-                # Back even after a failure: httpcore dropped a broken connection, the slot is fine.
-                self._idle.append(transport)
-        response.request = request
+                response = await connection.send(request)
+            except BaseException:
+                self._drop(connection)
+                raise
+            if connection.reusable() and not self.closed:
+                self._idle.append(connection)
+            else:
+                self._drop(connection)
         return response
-
-    def _new_transport(self) -> httpx.AsyncHTTPTransport:
-        transport = httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._one)
-        self._transports.append(transport)
-        return transport
 
     @property
     def poll_connections(self) -> int:
         """Poll connections open now (kept alive or in use)."""
-        return sum(len(t._pool.connections) for t in self._transports)
+        return sum(1 for connection in self._polls if not connection.is_closed)
 
-    @asynccontextmanager
-    async def stream(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
-        """A streaming response on a connection of its own (closed when the block exits).
+    def event_stream(self, request: httpx.Request) -> EventStream:
+        """``async with client.event_stream(request) as stream``: the response head is in
+        ``stream.response``; iterating ``stream`` gives each server-sent event's data. The stream
+        has a connection of its own, closed when the block exits.
 
-        :raises StreamsUnavailable: when no descriptor can be spared for another stream.
+        :raises StreamsUnavailable: (on entry) when no descriptor can be spared for another stream.
         """
-        if self.closed:
-            raise RuntimeError("the shared fal client is closed")
-        self._check_budget()
-        request = self._prepare(request)
-        self.streams_open += 1
-        transport: httpx.AsyncHTTPTransport | None = None
-        response: httpx.Response | None = None
-        try:
-            async with self._opening:
-                try:
-                    if self._client is not None:
-                        response = await self._client.send(request, stream=True)
-                    else:
-                        transport = httpx.AsyncHTTPTransport(
-                            verify=self._ssl,
-                            limits=httpx.Limits(max_connections=1, max_keepalive_connections=0),
-                        )
-                        response = await transport.handle_async_request(request)
-                        response.request = request
-                except httpx.TransportError as exc:
-                    if is_descriptor_exhaustion(exc):
-                        self.pause_streams(f"{type(exc).__name__}: {exc}")
-                        raise StreamsUnavailable(f"the process ran out of file descriptors ({exc})") from exc
-                    raise
-            yield response
-        finally:
-            self.streams_open -= 1
-            try:
-                if response is not None:
-                    await response.aclose()
-            finally:
-                if transport is not None:
-                    await transport.aclose()
+        return EventStream(self, request)
 
     def _check_budget(self) -> None:
+        if self.closed:
+            raise RuntimeError("the shared fal client is closed")
         now = time.monotonic()
         if now < self._paused_until:
             raise StreamsUnavailable("the process ran out of file descriptors recently")
@@ -285,9 +272,84 @@ class SharedFalClient:
         self.closed = True
         if self._client is not None:
             await self._client.aclose()
-        transports, self._transports, self._idle = self._transports, [], []
-        for transport in transports:
-            await transport.aclose()
+        connections, self._polls, self._idle = list(self._polls), set(), []
+        for connection in connections:
+            connection.close()
+
+
+class EventStream:
+    """One SSE response of a :class:`SharedFalClient` (see :meth:`SharedFalClient.event_stream`).
+
+    :param client: the shared client.
+    :param request: the ``GET .../status/stream`` request.
+    """
+
+    __slots__ = ("_client", "_connection", "_counted", "_http", "_request", "response")
+
+    def __init__(self, client: SharedFalClient, request: httpx.Request) -> None:
+        self._client = client
+        self._request = request
+        self._connection: HTTPConnection | None = None
+        self._http: httpx.Response | None = None
+        self._counted = False
+        #: The response head (status and headers; its body is this stream's events).
+        self.response: httpx.Response | None = None
+
+    async def __aenter__(self) -> EventStream:
+        client = self._client
+        client._check_budget()
+        client.streams_open += 1
+        self._counted = True
+        try:
+            async with client._opening:
+                await self._open()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        client = self._client
+        try:
+            if client._client is not None:
+                self._http = self.response = await client._client.send(self._request, stream=True)
+                return
+            self._connection = await client.connect(origin_of(self._request.url))
+            self.response = await self._connection.send_head(self._request)
+        except httpx.TransportError as exc:
+            if is_descriptor_exhaustion(exc):
+                client.pause_streams(f"{type(exc).__name__}: {exc}")
+                raise StreamsUnavailable(f"the process ran out of file descriptors ({exc})") from exc
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._client.streams_open -= 1
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        """The data of each event (a waiting stream keeps no iterator chain alive)."""
+        if self._connection is not None:
+            return self._connection.events()
+        if self._http is not None:
+            return _datas(self._http)
+        raise RuntimeError("the event stream is not open")
+
+
+async def _datas(response: httpx.Response) -> AsyncIterator[str]:
+    from httpx_sse import EventSource
+
+    async for event in EventSource(response).aiter_sse():
+        yield event.data
 
 
 class _LoopClients:

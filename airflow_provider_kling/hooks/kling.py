@@ -27,6 +27,7 @@ from airflow_provider_kling.exceptions import (
     KlingRequestFailedError,
     KlingTimeoutError,
 )
+from airflow_provider_kling.hooks import _gc_freeze as gc_freeze
 from airflow_provider_kling.hooks import _shared_client as shared
 from airflow_provider_kling.hooks._masking import amask_key, mask_key
 from airflow_provider_kling.hooks._sources import open_source
@@ -116,6 +117,9 @@ class KlingHook(BaseHook):
         self.timeout = timeout
         self.retry_policy = retry_policy or self.default_retry_policy
         self.shared_client = shared_client
+        if shared_client:
+            # A trigger is starting: keep the triggerer's long-lived objects out of full collections.
+            gc_freeze.note_follower()
         self._settings: FalSettings | None = None
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
@@ -538,6 +542,8 @@ class KlingHook(BaseHook):
                 poll_interval,
             )
         schedule = PollSchedule(poll_interval)
+        if self.shared_client:
+            gc_freeze.note_follower()  # what follows this job for its whole run now exists
         if spread_start:
             await asyncio.sleep(schedule.first_delay())
         while True:
@@ -553,9 +559,16 @@ class KlingHook(BaseHook):
         if self.shared_client:
             client = await shared.shared_client(queue.settings)
             try:
-                async with client.stream(stream_request) as response:
-                    async for status in self._read_stream(response, queue, request):
-                        yield status
+                async with client.event_stream(stream_request) as stream:
+                    assert stream.response is not None
+                    gc_freeze.note_follower()  # what follows this job for its whole run now exists
+                    self._check_stream(stream.response)
+                    try:
+                        async for data in stream:
+                            if data.strip():  # empty events are skipped
+                                yield queue.parse_status_event(data, request)
+                    except (httpx.HTTPError, MalformedEventError) as exc:
+                        raise _StreamUnavailable(f"the stream broke: {type(exc).__name__}") from exc
             except shared.StreamsUnavailable as exc:
                 raise _StreamUnavailable(str(exc)) from exc
             except httpx.HTTPError as exc:
@@ -571,15 +584,19 @@ class KlingHook(BaseHook):
         finally:
             await response.aclose()
 
+    @staticmethod
+    def _check_stream(response: httpx.Response) -> None:
+        if not response.is_success:
+            raise _StreamUnavailable(f"HTTP {response.status_code}")
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        if content_type != "text/event-stream":
+            raise _StreamUnavailable(f"content type {content_type or 'missing'!r}")
+
     async def _read_stream(
         self, response: httpx.Response, queue: QueueProtocol, request: FalRequest
     ) -> AsyncGenerator[RequestStatus, None]:
         try:
-            if not response.is_success:
-                raise _StreamUnavailable(f"HTTP {response.status_code}")
-            content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-            if content_type != "text/event-stream":
-                raise _StreamUnavailable(f"content type {content_type or 'missing'!r}")
+            self._check_stream(response)
             async for event in EventSource(response).aiter_sse():
                 if event.data.strip():  # keep-alive comments never reach here; empty events are skipped
                     yield queue.parse_status_event(event.data, request)

@@ -40,6 +40,12 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "Comma-separated fal user ids allowed to deliver (X-Fal-Webhook-User-Id). Empty: any; the "
         "request must still be one this deployment submitted.",
     ),
+    "triggerer_gc_freeze": (
+        "True",
+        "Freeze the triggerer's long-lived objects out of Python's full garbage collections (gc.freeze) "
+        "as Kling triggers start, so thousands of deferred jobs do not stall the triggerer's event loop "
+        "for seconds. Process-wide; see the README's Performance section.",
+    ),
 }
 
 
