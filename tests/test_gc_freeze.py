@@ -139,3 +139,29 @@ async def test_triggers_frozen_while_running_leave_no_garbage_frozen(freezing, m
         "PollSchedule",
     }
     assert [kind for kind in kinds if kind in ours] == []
+
+
+async def test_polls_that_need_no_retry_leave_no_reference_cycles(emulator, fal_conn):
+    # A poll's garbage is freed by reference counting, so polling thousands of jobs does not keep
+    # the collector busy (the retry controller, built only when a retry is due, is cyclic).
+    from airflow_provider_kling.hooks.kling import KlingHook
+
+    emulator.processing_time = 30.0
+    with KlingHook(fal_conn) as sync_hook:
+        request = sync_hook.submit("fal-ai/kling-video/v1.6/standard/text-to-video", {"prompt": "fox"})
+    hook = KlingHook(fal_conn, shared_client=True)
+    await hook.aget_status(request)  # first use: connection read, shared client, imports
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            await hook.aget_status(request)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kinds = [f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert [kind for kind in kinds if kind.startswith(("tenacity", "httpx", "airflow_provider_kling"))] == []
+    assert len(kinds) < 20  # not one cycle per poll

@@ -247,3 +247,25 @@ def test_retries_are_logged_without_secrets(caplog):
     with caplog.at_level("WARNING", logger="airflow_provider_kling.protocol.retry"):
         FAST.retrying("idempotent", "status of r")(send)
     assert "status of r: HTTP 429, retrying" in caplog.text
+
+
+def test_time_already_spent_on_a_first_attempt_counts_against_the_budget():
+    # The async hook makes its first attempt before any retry controller exists (no controller on
+    # the happy path): the controller it then builds only has what is left of max_total.
+    policy = RetryPolicy(max_attempts=5, initial_delay=0.05, max_delay=0.05, jitter=0.0, max_total=0.5)
+
+    def attempts(spent: float) -> int:
+        calls = []
+
+        async def send():
+            calls.append(1)
+            return resp(503)
+
+        async def main():
+            return await policy.async_retrying("read", spent=spent)(send)
+
+        assert asyncio.run(main()).status_code == 503
+        return len(calls)
+
+    assert attempts(0.0) == 5
+    assert attempts(0.48) == 1  # no room left for a 50 ms back-off

@@ -158,15 +158,16 @@ class RetryPolicy:
 
         return _Predicate(predicate)
 
-    def _stop(self) -> tenacity.stop.stop_base:
+    def _stop(self, spent: float = 0.0) -> tenacity.stop.stop_base:
         by_time: tenacity.stop.stop_base
+        budget = max(0.0, self.max_total - spent)
         if hasattr(tenacity, "stop_before_delay"):
-            by_time = tenacity.stop_before_delay(self.max_total)
+            by_time = tenacity.stop_before_delay(budget)
         else:  # pragma: no cover - tenacity < 8.3
-            by_time = tenacity.stop_after_delay(self.max_total)
+            by_time = tenacity.stop_after_delay(budget)
         return tenacity.stop_after_attempt(self.max_attempts) | by_time
 
-    def _kwargs(self, kind: CallKind, label: str) -> dict[str, Any]:
+    def _kwargs(self, kind: CallKind, label: str, spent: float = 0.0) -> dict[str, Any]:
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             outcome = retry_state.outcome
             if outcome is None:  # pragma: no cover
@@ -192,7 +193,7 @@ class RetryPolicy:
         return {
             "retry": self._retry(kind),
             "wait": self.wait,
-            "stop": self._stop(),
+            "stop": self._stop(spent),
             "before_sleep": before_sleep,
             # Hand back the last outcome (a response, or re-raise the last exception) instead of a
             # RetryError, so the shell maps "gave up" exactly like a first failure.
@@ -204,9 +205,15 @@ class RetryPolicy:
         """A sync tenacity controller: ``policy.retrying("idempotent")(send, request)``."""
         return tenacity.Retrying(**self._kwargs(kind, label))
 
-    def async_retrying(self, kind: CallKind, label: str = "call") -> tenacity.AsyncRetrying:
-        """An async tenacity controller: ``await policy.async_retrying("idempotent")(asend, request)``."""
-        return tenacity.AsyncRetrying(**self._kwargs(kind, label))
+    def async_retrying(
+        self, kind: CallKind, label: str = "call", *, spent: float = 0.0
+    ) -> tenacity.AsyncRetrying:
+        """An async tenacity controller: ``await policy.async_retrying("idempotent")(asend, request)``.
+
+        :param spent: seconds of the time budget already used (a first attempt made before the
+            controller existed, whose outcome it replays as its own first attempt).
+        """
+        return tenacity.AsyncRetrying(**self._kwargs(kind, label, spent))
 
 
 class _Predicate(tenacity.retry_base):
