@@ -6,21 +6,42 @@ trigger cancelled that way (the triggerer cancels a trigger's task when its task
 cleared, marked or moved) keeps polling fal until the process ends. ``asyncio.timeout`` fixes
 this, but only from 3.11 on.
 
-:func:`wait_within` never cancels the caller to enforce its deadline: it runs the awaitable as a
-task of its own and waits for it with :func:`asyncio.wait`, which never converts a cancellation
-into a result. So the caller's cancellation always propagates, and the deadline only ever
-cancels the inner task.
+:func:`wait_within` never turns a cancellation into a result. From Python 3.11.3 on it uses
+``asyncio.timeout``, which tells its own deadline's cancel from anyone else's; before, it runs the
+awaitable as a task of its own and waits for it with :func:`asyncio.wait`, so the deadline only
+ever cancels the inner task. Either way the caller's cancellation always propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 __all__ = ["wait_within"]
+
+
+#: ``asyncio.timeout`` counts cancellations (it only turns its own into ``TimeoutError``) from
+#: Python 3.11.3 on (gh-102780); there it needs no task of its own per wait, which matters when
+#: thousands of triggers wait at once (a task, its context, a waiter and a callback per poll).
+_TIMEOUT_IS_CANCEL_SAFE = sys.version_info >= (3, 11, 3)
+
+
+async def _within_timeout(awaitable: Awaitable[T], timeout: float) -> T:
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover - awaited outside a task: nothing to cancel it with
+        raise RuntimeError("wait_within must run inside a task")
+    cancels = task.cancelling()
+    async with asyncio.timeout(max(0.0, timeout)):  # type: ignore[attr-defined,unused-ignore]
+        result = await awaitable
+    if task.cancelling() > cancels:
+        # Cancelled while the work was completing, before this task ran again: the cancel wins
+        # over the result (the triggerer cancelled the trigger).
+        raise asyncio.CancelledError
+    return result
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -49,6 +70,8 @@ async def wait_within(awaitable: Awaitable[T], timeout: float | None) -> T:
     """
     if timeout is None:
         return await awaitable
+    if _TIMEOUT_IS_CANCEL_SAFE:
+        return await _within_timeout(awaitable, timeout)
     task: asyncio.Future[T] = asyncio.ensure_future(awaitable)
     task.add_done_callback(_retrieve)
     try:

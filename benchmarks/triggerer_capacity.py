@@ -224,6 +224,9 @@ async def _measure(
     if client_kind == "provider":
         import airflow_provider_kling.hooks.kling
         import airflow_provider_kling.triggers.kling  # noqa: F401
+        from airflow_provider_kling.hooks import _gc_freeze
+
+        _gc_freeze._configured()  # Airflow's configuration, which a triggerer has loaded long before
 
     gc.collect()
     rss_before = rss_bytes()

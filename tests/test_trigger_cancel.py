@@ -90,7 +90,19 @@ async def test_triggers_cancelled_as_their_poll_completes_never_poll_again(emula
     assert emulator.requests["status"] == seen == sum(f.polls for f in followed)
 
 
-async def test_wait_within_returns_in_time_and_times_out_late_work():
+@pytest.fixture(params=["asyncio.timeout", "inner task"])
+def deadline_impl(request, monkeypatch):
+    """Both ways wait_within enforces a deadline: asyncio.timeout (Python >= 3.11.3) and an inner task
+    (older Pythons), whichever this interpreter would pick."""
+    from airflow_provider_kling import deadline
+
+    if request.param == "asyncio.timeout" and not hasattr(asyncio, "timeout"):
+        pytest.skip("asyncio.timeout needs Python 3.11")
+    monkeypatch.setattr(deadline, "_TIMEOUT_IS_CANCEL_SAFE", request.param == "asyncio.timeout")
+    return request.param
+
+
+async def test_wait_within_returns_in_time_and_times_out_late_work(deadline_impl):
     assert await wait_within(asyncio.sleep(0, result="ok"), 1) == "ok"
     assert await wait_within(asyncio.sleep(0, result="no deadline"), None) == "no deadline"
     started = time.monotonic()
@@ -101,7 +113,7 @@ async def test_wait_within_returns_in_time_and_times_out_late_work():
     assert time.monotonic() - started < 5
 
 
-async def test_wait_within_never_turns_a_cancel_into_a_result():
+async def test_wait_within_never_turns_a_cancel_into_a_result(deadline_impl):
     """The exact race: the awaited work completes, then the caller is cancelled before it resumes."""
     outcomes = []
 

@@ -130,6 +130,7 @@ class KlingHook(BaseHook):
         self._aclient: httpx.AsyncClient | None = None
         self._uploader: FalUploader | None = None
         self._queue_protocol: QueueProtocol | None = None
+        self._last_status_call: tuple[QueueProtocol, FalRequest, bool, QueueCall[RequestStatus]] | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -523,7 +524,17 @@ class KlingHook(BaseHook):
 
     async def aget_status(self, request: FalRequest, *, logs: bool = True) -> RequestStatus:
         """Async :meth:`get_status`."""
-        return await self._acall(lambda queue: queue.status_call(request, logs=logs))
+        return await self._acall(lambda queue: self._status_call(queue, request, logs))
+
+    def _status_call(self, queue: QueueProtocol, request: FalRequest, logs: bool) -> QueueCall[RequestStatus]:
+        # A trigger polls one request with one hook: the call (its URL parsed, headers built) is
+        # made once and sent again (a GET without a body can be), until the settings change.
+        cached = self._last_status_call
+        if cached is not None and cached[0] is queue and cached[1] == request and cached[2] is logs:
+            return cached[3]
+        call = queue.status_call(request, logs=logs)
+        self._last_status_call = (queue, request, logs, call)
+        return call
 
     async def aget_result(
         self, request: FalRequest, *, status: RequestStatus | None = None
