@@ -35,13 +35,20 @@ async def _within_timeout(awaitable: Awaitable[T], timeout: float) -> T:
     if task is None:  # pragma: no cover - awaited outside a task: nothing to cancel it with
         raise RuntimeError("wait_within must run inside a task")
     cancels = task.cancelling()
-    async with asyncio.timeout(max(0.0, timeout)):  # type: ignore[attr-defined,unused-ignore]
-        result = await awaitable
-    if task.cancelling() > cancels:
-        # Cancelled while the work was completing, before this task ran again: the cancel wins
-        # over the result (the triggerer cancelled the trigger).
-        raise asyncio.CancelledError
-    return result
+    deadline: Any = asyncio.timeout(max(0.0, timeout))  # type: ignore[attr-defined,unused-ignore]
+    try:
+        async with deadline:
+            result = await awaitable
+        if task.cancelling() > cancels:
+            # Cancelled while the work was completing, before this task ran again: the cancel wins
+            # over the result (the triggerer cancelled the trigger).
+            raise asyncio.CancelledError
+        return result
+    finally:
+        # A cancelled task keeps its CancelledError, whose traceback keeps this frame: holding the
+        # task here (or in the timeout) would make that a reference cycle, one that a task frozen
+        # by hooks/_gc_freeze.py would keep for good.
+        task = deadline = None
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -19,7 +19,9 @@ wait 5-40 s in the queue and complete 60-120 s after the start, spread evenly. P
   after all jobs are followed);
 * CPU %: this process, steady state; CPU per poll: steady CPU seconds / polls served;
 * RSS per job: RSS growth from before the triggers existed to all followed, divided by N;
-* fds: most descriptors open at once; GC: longest garbage-collector pause (and after start-up);
+* fds: most descriptors open at once; GC: longest garbage-collector pause (and after start-up),
+  objects the collector tracks per job once all are followed, and frozen garbage: what the provider's
+  ``gc.freeze()`` kept that is garbage at the end (unfrozen and collected after the run; must be ~0);
 * completion -> event: from the job's completion instant (server clock = ours) to the trigger's
   event; events: how many triggers fired, and whether each fired exactly once with ``success``.
 
@@ -384,6 +386,7 @@ COLUMNS = [
     ("fds", lambda r: f"{r['fds_max']:,}"),
     ("GC max ms (steady)", lambda r: f"{r['gc_max_ms']:.0f} ({_num(r.get('gc_steady_max_ms'), '{:.0f}')})"),
     ("GC objects/job", lambda r: _num(r.get("gc_tracked_per_job"), "{:.0f}")),
+    ("frozen garbage", lambda r: _num(r.get("gc_pinned_garbage"), "{:,}")),
     ("done→event p50 / p99 ms", lambda r: f"{r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f}"),
     (
         "events (exactly once)",

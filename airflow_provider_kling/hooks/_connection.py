@@ -55,11 +55,6 @@ def _clear_read_callback(transport: Any) -> None:
         transport._read_ready_cb = None
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(httpx.ReadTimeout("timed out waiting for the server"))
-
-
 class HTTPConnection(asyncio.Protocol):
     """One client connection; requests go one after the other (no pipelining).
 
@@ -72,11 +67,13 @@ class HTTPConnection(asyncio.Protocol):
 
     __slots__ = (
         "_buffered",
+        "_deadline",
         "_error",
         "_h11",
         "_lost",
         "_paused",
         "_socket_transport",
+        "_timer",
         "_transport",
         "_waiter",
         "idle_since",
@@ -92,6 +89,8 @@ class HTTPConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._socket_transport: Any = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._lost = False
         self._error: Exception | None = None
         self._buffered = 0
@@ -162,6 +161,8 @@ class HTTPConnection(asyncio.Protocol):
         if _CLOSED_TRANSPORTS_CYCLE:
             _clear_read_callback(self._socket_transport)
         self._socket_transport = None
+        if self._waiter is None:
+            self._stop_timer()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -181,6 +182,12 @@ class HTTPConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
         self._lost = True
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # -- exchanges ------------------------------------------------------------------------------
     def _write_request(self, request: httpx.Request) -> None:
@@ -240,13 +247,27 @@ class HTTPConnection(asyncio.Protocol):
         """Until more bytes (or the close) arrived; ``ReadTimeout`` after ``read_timeout`` seconds."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = None if self.read_timeout is None else loop.call_later(self.read_timeout, _expire, waiter)
+        if self.read_timeout is not None:
+            # One timer per connection, moved forward lazily: a wait that ends in time (nearly all)
+            # neither makes nor cancels a timer, which on a busy loop would pile up in its heap.
+            self._deadline = loop.time() + self.read_timeout
+            if self._timer is None:
+                self._timer = loop.call_at(self._deadline, self._on_timer)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms a timer again
+        loop = waiter.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+        else:
+            waiter.set_exception(httpx.ReadTimeout("timed out waiting for the server"))
 
     async def _head(self, request: httpx.Request) -> Any:
         self._write_request(request)

@@ -8,8 +8,8 @@ long. ``gc.freeze()`` moves the objects alive now to a permanent generation that
 Airflow's own DAG processor manager does the same before it forks.
 
 **When.** When the first Kling trigger in a process starts, and again after every
-:data:`FREEZE_EVERY` set-up steps of Kling triggers (building the hook, opening the status
-stream, starting to poll): a restart that starts thousands of triggers at once freezes them in
+:data:`FREEZE_EVERY` set-up steps of Kling triggers (building the hook, handling the first status
+from the stream or from polling): a restart that starts thousands of triggers at once freezes them in
 batches as they start, so the collector only ever walks what was made since the last freeze. Each
 freeze first runs a full collection (short: the unfrozen part is small), so no garbage is frozen.
 
@@ -17,9 +17,10 @@ freeze first runs a full collection (short: the unfrozen part is small), so no g
 their last reference goes (reference counting is untouched); only garbage held together by a
 reference cycle among frozen objects would never be reclaimed. A Kling trigger leaves no such
 cycle behind: after 1,000 triggers completed or were cancelled (SSE and polling), unfreezing and
-collecting found 0 objects (``benchmarks/triggerer_capacity.py`` asserts this on every run). Other
-providers' triggers that happen to be alive at a freeze are frozen too; one that leaves a cycle
-when it ends keeps that cycle's memory until the process ends. ``[kling] triggerer_gc_freeze =
+collecting found 0 objects (``benchmarks/triggerer_capacity.py`` reports this after every run,
+and ``tests/test_gc_freeze.py`` checks it). Other providers' triggers that happen to be alive at a
+freeze are frozen too; one that leaves a cycle when it ends keeps that cycle's memory until the
+process ends. ``[kling] triggerer_gc_freeze =
 False`` turns this off.
 """
 
@@ -49,8 +50,8 @@ def _configured() -> bool:
 
 
 def note_follower() -> None:
-    """A Kling trigger took a step that leaves long-lived objects (it built its hook, opened its
-    status stream, or started polling): freeze what is alive when a batch is complete."""
+    """A Kling trigger took a step that leaves long-lived objects (it built its hook, or handled
+    the first status of its stream or of its polling): freeze what is alive when a batch is complete."""
     pid = os.getpid()
     if _state["pid"] != pid:  # first follower in this process (or in a forked child)
         _state["pid"], _state["since"] = pid, FREEZE_EVERY

@@ -589,13 +589,15 @@ class KlingHook(BaseHook):
                 poll_interval,
             )
         schedule = PollSchedule(poll_interval)
-        if self.shared_client:
-            gc_freeze.note_follower()  # what follows this job for its whole run now exists
         if spread_start:
             await asyncio.sleep(schedule.first_delay())
+        noted = not self.shared_client
         while True:
             status = await self.aget_status(request, logs=logs)
             yield status
+            if not noted:
+                noted = True
+                gc_freeze.note_follower()  # the first status is handled: what follows the job exists
             if wait_outcome(status) != "waiting":
                 return
             await asyncio.sleep(schedule.next_delay(status))
@@ -608,12 +610,16 @@ class KlingHook(BaseHook):
             try:
                 async with client.event_stream(stream_request) as stream:
                     assert stream.response is not None
-                    gc_freeze.note_follower()  # what follows this job for its whole run now exists
                     self._check_stream(stream.response)
+                    noted = False
                     try:
                         async for data in stream:
                             if data.strip():  # empty events are skipped
                                 yield queue.parse_status_event(data, request)
+                                if not noted:
+                                    noted = True
+                                    # The first event is handled: what follows the job exists now.
+                                    gc_freeze.note_follower()
                     except (httpx.HTTPError, MalformedEventError) as exc:
                         raise _StreamUnavailable(f"the stream broke: {type(exc).__name__}") from exc
             except shared.StreamsUnavailable as exc:
