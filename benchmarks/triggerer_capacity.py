@@ -88,15 +88,27 @@ class FakeFal:
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline().split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
+        self._stats: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def stats(self) -> dict[str, Any]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        # One kept-alive connection for every read: a connection per read would leave a closed
+        # transport's reference cycle (Python <= 3.11) each time, which a gc.freeze() by the provider
+        # during start-up would count as its own frozen garbage.
+        if self._stats is None:
+            self._stats = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._stats
         writer.write(b"GET /_stats HTTP/1.1\r\nhost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
         body = await reader.readexactly(length)
-        writer.close()
         return json.loads(body)  # type: ignore[no-any-return]
+
+    async def close_stats(self) -> None:
+        if self._stats is not None:
+            writer = self._stats[1]
+            self._stats = None
+            writer.close()
+            await writer.wait_closed()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -312,6 +324,7 @@ async def _measure(
         gc.set_debug(0)
         gc.garbage.clear()
     pinned_garbage = gc.collect()
+    await fake.close_stats()  # after the count: it may have been frozen while open
 
     steady_from = followed_at if followed_at is not None else t_end
     # The probe that slept through the census wakes just after it: 0.2 s margin.
@@ -450,6 +463,9 @@ def main() -> None:
                 if done.returncode != 0:
                     print(f"{n} {mode} {client_kind}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
                     continue
+                if os.environ.get("BENCH_GC_DEBUG"):  # its lines, without the triggers' progress log
+                    debug = [line for line in done.stderr.splitlines() if line.startswith(("gc ", "pinned"))]
+                    print("\n".join(debug), file=sys.stderr)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 results.append(result)
                 if args.json:
