@@ -246,8 +246,13 @@ class JobQueue:
             return "ALREADY_COMPLETED"
         job.cancel_requested = True
         if job.state == IN_QUEUE:
-            # Removed from the queue, never processed.
-            self._queued.remove(job)
+            if self._queued.position(job) is not None:
+                self._queued.remove(job)  # never processed
+            elif job.task is not None:
+                # Dispatched, but its runner has not taken its first step (that step marks it
+                # IN_PROGRESS): cancelled now it never runs, not even its own cancel handling.
+                job.task.cancel()
+                self._running.discard(job.request_id)
             self._complete_cancelled(job)
             self._wake.notify()
         elif job.task is not None:
