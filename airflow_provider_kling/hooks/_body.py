@@ -1,10 +1,11 @@
-"""Read a streamed HTTP response body into one reused buffer (what makes large downloads fast).
+"""Read a streamed HTTP response body into lent, reused buffers (what makes large downloads fast).
 
 httpx hands a body over in ~64 KiB ``bytes`` pieces, each copied several times on its way through
 httpcore and h11: at ~200 MiB/s over loopback, a 1 GiB video is CPU-bound in the client. For a plain
 ``Content-Length`` body (no transfer or content coding) on a connection this process reads itself
 (plain TCP, or TLS on that very socket), the bytes after the ones h11 already buffered are read
-straight from the socket into a reused buffer instead; anything else (chunked bodies, TLS inside a
+straight from the socket into buffers the caller lends (a small pool, see
+:mod:`~airflow_provider_kling.hooks._sink`) instead; anything else (chunked bodies, TLS inside a
 proxy tunnel, HTTP/2, a stream without a socket) takes httpx's own iterator. The connection is never
 reused afterwards: closing the response closes it, since h11 did not see the rest of the body.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -45,16 +46,17 @@ def _plain_length(response: httpx.Response) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-def iter_body(
-    response: httpx.Response, buffer: bytearray, *, copy: bool = False
-) -> Iterator[memoryview | bytes]:
-    """The body of ``response`` (opened with ``stream``) in pieces of at most ``len(buffer)`` bytes.
+def iter_body(response: httpx.Response, next_buffer: Callable[[], bytearray]) -> Iterator[memoryview | bytes]:
+    """The body of ``response`` (opened with ``stream``) in pieces.
 
-    A piece may be a view into ``buffer``, valid until the next piece is asked for: write or hash it
-    before that, or pass ``copy=True`` to get ``bytes`` that may be kept.
+    Read from the socket, a piece is a view into a buffer ``next_buffer()`` lent, filled whole
+    (fewer, larger pieces for whoever writes and hashes them) except for the body's last bytes; the
+    buffer is not touched again, so the piece stays valid until its owner reuses the buffer. From
+    httpx's own iterator, a piece is ``bytes``.
 
     :raises httpx.ReadTimeout: the server sent nothing for the request's read timeout.
     :raises httpx.ReadError: the connection broke.
+    :raises httpx.RemoteProtocolError: the server closed the connection before the whole body came.
     """
     sock = _direct_socket(response)
     remaining = _plain_length(response)
@@ -69,21 +71,25 @@ def iter_body(
         yield first
         break
     timeout = (response.request.extensions.get("timeout") or {}).get("read")
-    view = memoryview(buffer)
     sock.settimeout(timeout)
     while remaining > 0:
-        try:
-            size = sock.recv_into(view, min(len(view), remaining))
-        except TimeoutError as exc:  # socket.timeout
-            raise httpx.ReadTimeout(f"no data for {timeout} s", request=response.request) from exc
-        except OSError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=response.request) from exc
-        if size == 0:
-            # The same error (and so the same retry) as when httpx reads the body itself.
-            raise httpx.RemoteProtocolError(
-                "peer closed connection without sending complete message body "
-                f"(received {expected - remaining} bytes, expected {expected})",
-                request=response.request,
-            )
-        remaining -= size
-        yield bytes(view[:size]) if copy else view[:size]
+        view = memoryview(next_buffer())
+        want = min(len(view), remaining)
+        filled = 0
+        while filled < want:
+            try:
+                size = sock.recv_into(view[filled:], want - filled)
+            except TimeoutError as exc:  # socket.timeout
+                raise httpx.ReadTimeout(f"no data for {timeout} s", request=response.request) from exc
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__, request=response.request) from exc
+            if size == 0:
+                # The same error (and so the same retry) as when httpx reads the body itself.
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body "
+                    f"(received {expected - remaining + filled} bytes, expected {expected})",
+                    request=response.request,
+                )
+            filled += size
+        remaining -= filled
+        yield view[:filled]

@@ -14,7 +14,6 @@ failures are worth another attempt, and how long to wait, is the protocol core's
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import posixpath
@@ -37,6 +36,7 @@ from airflow_provider_kling.hooks._placement import (
     remove_quietly,
     temporary_sibling,
 )
+from airflow_provider_kling.hooks._sink import HashingWriter
 from airflow_provider_kling.protocol.mp4 import Mp4Boxes
 from airflow_provider_kling.protocol.retry import RetryPolicy, should_retry_response
 
@@ -165,18 +165,21 @@ def _attempt(
                     retryable=False,
                 )
             boxes = Mp4Boxes() if content_length is None and expected_size is None else None
-            digest = hashlib.sha256()
-            size = 0
-            with _open_for_writing(tmp, final) as fh:
-                # One buffer per attempt, whatever the file's size. Object stores may keep what
-                # they are given: only local files get views of the buffer.
-                buffer = bytearray(chunk_size)
-                for chunk in iter_body(response, buffer, copy=not is_local(tmp)):
-                    fh.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if boxes is not None:
-                        boxes.feed(chunk)
+            # The reading thread only reads; a worker hashes and writes each piece meanwhile.
+            # Memory stays at a few buffers whatever the file's size. Object stores may keep what
+            # they are given: only local files get views of the buffers.
+            with (
+                _open_for_writing(tmp, final) as fh,
+                HashingWriter(
+                    fh,
+                    chunk_size=chunk_size,
+                    copy=not is_local(tmp),
+                    observe=boxes.feed if boxes is not None else None,
+                ) as sink,
+            ):
+                for piece in iter_body(response, sink.buffer):
+                    sink.put(piece)
+            size, sha256 = sink.size, sink.sha256
             content_type = response.headers.get("content-type")
         for label, expected in (("Content-Length", content_length), ("file_size", expected_size)):
             if expected is not None and size != expected:
@@ -187,7 +190,6 @@ def _attempt(
                 )
         if boxes is not None:
             _check_unsized(url, boxes, content_type, final)
-        sha256 = digest.hexdigest()
         if content_named:
             final = final.parent / f"{sha256[:16]}{posixpath.splitext(final.name)[1]}"
             if final.fs.exists(final.path) and file_digest(final) == (size, sha256):
