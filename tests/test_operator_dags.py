@@ -151,6 +151,15 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     assert "KlingTimeoutError" in log
     # nothing was submitted twice
     assert sum(emulator.submissions.values()) == 4
+    # No video, no link, and no error line about it (the extra links resolve quietly).
+    assert "XCom not found" not in log
+    assert _xcom(dr, "job_fails", "_link_KlingVideoLink") == ""
+    assert _xcom(dr, "job_fails", "_link_FalRequestLink") == _xcom(dr, "job_fails", "fal_request_url")
+    # Why each task failed is kept for the UI's Video tab: fal's words, its error type.
+    error = _xcom(dr, "job_fails_sync", "kling_error")
+    assert "Runner disconnected" in error["message"] and error["error_type"] == "runner_disconnected"
+    assert error["request_id"] == _xcom(dr, "job_fails_sync", "request_id")
+    assert _xcom(dr, "job_fails", "kling_request")["prompt"] == "a storm"
 
 
 def test_both_modes_return_the_same_url_sources_keep_both_videos_and_a_clear_never_pays_again(

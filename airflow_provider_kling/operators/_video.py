@@ -214,6 +214,9 @@ class KlingVideoOperator(BaseOperator):
         # The request this instance is responsible for, once it exists: what on_kill cancels.
         self._stored: StoredRequest | None = None
         self._finished = False
+        self._arguments: dict[str, Any] | None = None
+        # Link targets pushed by this process (read by the extra links at the end of the try).
+        setattr(self, xcom.PUSHED_LINKS_ATTR, {})
         # The request that may still be running at fal while this try works with it: what a try
         # that fails for good cancels (see _settle_after_failure).
         self._at_stake: FalRequest | None = None
@@ -237,11 +240,13 @@ class KlingVideoOperator(BaseOperator):
     # -- execute: reattach, reuse or submit -----------------------------------------------------
 
     @metrics.count_failures
+    @xcom.records_failure
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kling.models import check_arguments
         from airflow_provider_kling.protocol.headers import check_submit_options
 
         endpoint_id, arguments = self.build_request()
+        self._arguments = arguments  # its prompt goes to XCom kling_request for the UI
         # Bad input fails here, before any network call (and before any money is spent): the
         # rendered submit options too, or a bad templated priority would fail after the uploads.
         webhook_url = self.webhook_url
@@ -289,7 +294,7 @@ class KlingVideoOperator(BaseOperator):
             self._at_stake = stored.request
             if self.webhook_asset is not None:
                 _webhook.register(context, stored, self.webhook_asset)  # the crashed try may not have
-            xcom.push_request_xcoms(context, self.hook, stored.request, self.log)
+            xcom.push_request_xcoms(context, self.hook, stored.request, self.log, self._arguments)
         else:
             stored = self._submit(context, state, endpoint_id, checked, wanted)
 
@@ -383,7 +388,7 @@ class KlingVideoOperator(BaseOperator):
             self._at_stake = None
             self._cancel_quietly(request)
             raise
-        xcom.push_request_xcoms(context, hook, request, self.log)
+        xcom.push_request_xcoms(context, hook, request, self.log, self._arguments)
         return stored
 
     @staticmethod
@@ -425,7 +430,7 @@ class KlingVideoOperator(BaseOperator):
                 )
                 return None
             output = self._output(previous, result)
-        xcom.push_request_xcoms(context, self.hook, previous.request, self.log)
+        xcom.push_request_xcoms(context, self.hook, previous.request, self.log, self._arguments)
         return self._finish(context, state, previous, output)
 
     # -- waiting --------------------------------------------------------------------------------
@@ -478,6 +483,7 @@ class KlingVideoOperator(BaseOperator):
     # -- resuming after the trigger -------------------------------------------------------------
 
     @metrics.count_failures
+    @xcom.records_failure
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, stored: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -495,6 +501,7 @@ class KlingVideoOperator(BaseOperator):
         event = validate_event(event)
         state = self._reattach_state(context)
         previous = self._stored = self._handle_for_event(event, stored, state)
+        xcom.remember_dashboard_link(context, self.hook, previous.request, self.log)
         self.raise_for_event(context, event, previous.request)
         result = fetch_result(self.hook, previous.request)
         return self._finish(context, state, previous, self._output(previous, result))

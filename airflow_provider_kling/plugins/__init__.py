@@ -14,6 +14,7 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_kling.plugins.app import create_app
+from airflow_provider_kling.plugins.ui import EXTERNAL_VIEWS
 
 URL_PREFIX = "/kling"
 
@@ -23,4 +24,4 @@ class KlingPlugin(AirflowPlugin):
 
     name = "kling"
     fastapi_apps: list[dict[str, Any]] = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Kling"}]
-    external_views: list[dict[str, Any]] = []
+    external_views: list[dict[str, Any]] = [dict(view) for view in EXTERNAL_VIEWS]

@@ -94,6 +94,8 @@ class KlingRequestSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.use_sse = use_sse
         self._progress: ProgressReporter | None = None
+        # Link targets pushed by this process (read by the extra links at the end of the try).
+        setattr(self, xcom.PUSHED_LINKS_ATTR, {})
 
     @cached_property
     def hook(self) -> KlingHook:
@@ -109,6 +111,7 @@ class KlingRequestSensor(BaseSensorOperator):
                 raise KlingConfigurationError(f"{name} must be a non-empty string, got {value!r}")
         return self.hook.request_from_id(self.endpoint_id.strip(), self.request_id.strip())
 
+    @xcom.records_failure
     def execute(self, context: Context) -> Any:
         request = self.request
         xcom.push_request_xcoms(context, self.hook, request, self.log)
@@ -144,12 +147,14 @@ class KlingRequestSensor(BaseSensorOperator):
             raise_job_failure(self.hook, request, status.error, status.error_type)
         return PokeReturnValue(is_done=True, xcom_value=self._complete(context, request))
 
+    @xcom.records_failure
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: fetch the result in the worker or fail with fal's error."""
         event = validate_event(event)
         request = self.hook.request_from_id(
             str(event.get("endpoint_id") or self.endpoint_id), event["request_id"]
         )
+        xcom.remember_dashboard_link(context, self.hook, request, self.log)
         if event["status"] == "timeout":
             raise KlingSensorTimeoutError(
                 f"{event.get('message')} (the sensor timed out; the request was not cancelled)",
