@@ -24,6 +24,14 @@ def _uuid7() -> uuid.UUID:
         return uuid.uuid4()
 
 
+def _new_id(like: Any) -> Any:
+    """A fresh task-instance id of the same type as ``like`` (Airflow 3.1 reads it back as hex text)."""
+    new = _uuid7()
+    if isinstance(like, str):
+        return str(new) if "-" in like else new.hex
+    return new
+
+
 def clone_runs(
     source_dag_id: str,
     source_run_id: str,
@@ -102,7 +110,7 @@ def clone_runs(
             session.execute(
                 insert(ti_table),
                 [
-                    {**ti, "id": _uuid7(), "dag_id": dag_id, "run_id": run_id, **(ti_overrides or {})}
+                    {**ti, "id": _new_id(ti["id"]), "dag_id": dag_id, "run_id": run_id, **(ti_overrides or {})}
                     for ti in tis
                 ],
             )
