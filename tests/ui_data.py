@@ -110,7 +110,13 @@ def clone_runs(
             session.execute(
                 insert(ti_table),
                 [
-                    {**ti, "id": _new_id(ti["id"]), "dag_id": dag_id, "run_id": run_id, **(ti_overrides or {})}
+                    {
+                        **ti,
+                        "id": _new_id(ti["id"]),
+                        "dag_id": dag_id,
+                        "run_id": run_id,
+                        **(ti_overrides or {}),
+                    }
                     for ti in tis
                 ],
             )

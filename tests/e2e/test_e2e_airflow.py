@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import AirflowStack
+from airflow_stack import BIN, AirflowStack
 from chromium import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ def emu():
 def stack(tmp_path_factory, emu):
     home = tmp_path_factory.mktemp("e2e-airflow-home")
     files = [p for p in EXAMPLES.iterdir() if p.suffix in {".py", ".csv", ".png"}]
+    files.append(ROOT / "tests" / "dags" / "kling_ui.py")  # the UI plugin's pages (Video tab, gallery)
     airflow = AirflowStack(
         home,
         files,
@@ -322,6 +324,164 @@ def test_ui_task_log_shows_queue_position_and_progress(stack, browser):
     browser.wait_text(f"fal request {request_id}", timeout=45)
     assert "in queue, position" in browser.text()
     browser.screenshot(ARTIFACTS / "ui-task-log-progress.png")
+
+
+# -- the Kling UI plugin: Video tab, gallery, auth, escaping -------------------------------------
+
+UI_FRAME = "document.querySelector('iframe')"
+
+
+def _frame(expression: str) -> str:
+    """A JS expression evaluated inside the plugin page Airflow frames (same origin)."""
+    return f"(() => {{ const d = {UI_FRAME} && {UI_FRAME}.contentDocument; return d && ({expression}); }})()"
+
+
+@pytest.fixture(scope="module")
+def ui_run(stack, emu):
+    emu.reset()
+    emu.concurrency, emu.queue_delay, emu.processing_time = 8, 0.0, 0.5
+    emu.fail_next(error="Model crashed while sampling", error_type="runner_disconnected", status_code=503)
+    stack.wait_dag("kling_ui")
+    stack.trigger("kling_ui", "e2e_ui")
+    run = stack.wait_run("kling_ui", "e2e_ui", timeout=180)
+    states = stack.task_states("kling_ui", "e2e_ui")
+    assert states == {
+        "fails": "failed",
+        "invalid": "failed",
+        "generate[0]": "success",
+        "generate[1]": "success",
+        "persist[0]": "success",
+        "persist[1]": "success",
+    }, (run, states)
+    return "e2e_ui"
+
+
+def test_ui_pages_refuse_requests_airflow_did_not_authenticate(tmp_path, stack, browser):
+    """A second api-server with real logins (the main stack lets everyone in as admin)."""
+    import httpx
+
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"viewer": "viewer-pw"}))
+    secured = AirflowStack(
+        tmp_path / "home",
+        [],
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            # Not the main stack's secret: its cookie (cookies ignore ports) must not count here.
+            "AIRFLOW__API_AUTH__JWT_SECRET": "kling-e2e-secured-" + "y" * 64,
+        },
+    )
+    migrate = subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=secured.env, capture_output=True, timeout=300
+    )
+    assert migrate.returncode == 0, migrate.stderr.decode()[-2000:]
+    secured.start_component("api-server")
+    try:
+        secured.wait_healthy(components=["metadatabase"], timeout=120)
+        for path in ("/kling/ui/gallery", "/kling/ui/video?dag_id=d&run_id=r&task_id=t&map_index=-1"):
+            response = httpx.get(secured.url + path, timeout=30)
+            assert response.status_code == 401, (path, response.text)
+            assert "<video" not in response.text and "Kling videos" not in response.text
+        forged = httpx.get(secured.url + "/kling/ui/gallery", cookies={"_token": "forged"}, timeout=30)
+        assert forged.status_code in (401, 403) and "Kling videos" not in forged.text
+
+        # In a browser without Airflow's cookie: refused; after logging in: the page.
+        browser.send("Network.clearBrowserCookies")
+        browser.goto(secured.url + "/kling/ui/gallery")
+        browser.wait_text("Not authenticated")
+        assert "Kling videos" not in browser.text()
+        token = httpx.post(
+            secured.url + "/auth/token", json={"username": "viewer", "password": "viewer-pw"}, timeout=30
+        ).json()["access_token"]
+        browser.set_cookie(secured.url, "_token", token)
+        browser.goto(secured.url + "/kling/ui/gallery")
+        browser.wait_text("Kling videos")
+        assert "0 fal requests" in browser.text()
+    finally:
+        secured.stop()
+        browser.send("Network.clearBrowserCookies")
+        browser.set_cookie(stack.url, "_token", stack.token)
+
+
+def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
+    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/generate/mapped/0")
+    browser.wait_text("Video")
+    browser.evaluate(
+        "Array.from(document.querySelectorAll('a, button')).find(e => e.innerText.trim() === 'Video').click()"
+    )
+    browser.wait_for(_frame("d.querySelector('#kling-video')"), timeout=45)
+    # The player loaded the file's metadata: it knows the clip's length.
+    duration = browser.wait_for(
+        _frame(
+            "(v => v && v.readyState >= 1 && v.duration > 0 && v.duration)(d.querySelector('#kling-video'))"
+        ),
+        timeout=45,
+    )
+    assert duration > 0
+    text = browser.evaluate(_frame("d.body.innerText"))
+    assert "A lighthouse on a cliff at dawn" in text
+    assert "fal-ai/kling-video/v1.6/standard/text-to-video" in text and "map index 0" in text
+    assert "$0.225 USD" in text and "persist[0]" in text
+    assert browser.evaluate(_frame("!!d.querySelector('video[poster]')"))
+    time.sleep(0.5)
+    browser.screenshot(ARTIFACTS / "ui-kling-video-tab.png")
+
+    # A task that failed at fal shows fal's words instead of an empty player.
+    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/fails")
+    browser.wait_text("Video")
+    browser.evaluate(
+        "Array.from(document.querySelectorAll('a, button')).find(e => e.innerText.trim() === 'Video').click()"
+    )
+    browser.wait_for(_frame("d.querySelector('#kling-error')"), timeout=45)
+    text = browser.evaluate(_frame("d.body.innerText"))
+    assert "Model crashed while sampling" in text and not browser.evaluate(
+        _frame("!!d.querySelector('video')")
+    )
+    browser.screenshot(ARTIFACTS / "ui-kling-video-tab-failed.png")
+
+
+def test_ui_gallery_lists_videos_with_the_spend_chart(stack, browser, ui_run):
+    browser.goto(f"{stack.url}/plugin/kling-videos")
+    browser.wait_for(_frame("d.querySelector('#kling-spend svg')"), timeout=45)
+    bars = browser.wait_for(_frame("d.querySelectorAll('#kling-spend svg rect.bar').length"))
+    assert bars >= 1
+    text = browser.evaluate(_frame("d.body.innerText"))
+    assert "Kling videos" in text and "kling_ui" in text and "e2e_ui" in text
+    assert "A lighthouse on a cliff at dawn" in text
+    assert browser.evaluate(_frame("d.querySelectorAll('.card video').length")) >= 2
+    browser.wait_for(
+        _frame(
+            "Array.from(d.querySelectorAll('.card video')).some(v => v.readyState >= 1 && v.duration > 0)"
+        ),
+        timeout=45,
+    )
+    # The navigation offers the page by name.
+    assert "Kling videos" in browser.text()
+    time.sleep(0.5)
+    browser.screenshot(ARTIFACTS / "ui-kling-gallery.png")
+
+
+def test_ui_xss_probe_nothing_from_prompts_or_errors_executes(stack, browser, ui_run):
+    pages = {
+        "prompt": f"{stack.url}/kling/ui/video?dag_id=kling_ui&run_id={ui_run}&task_id=generate&map_index=1",
+        "error": f"{stack.url}/kling/ui/video?dag_id=kling_ui&run_id={ui_run}&task_id=invalid&map_index=-1",
+        "gallery": f"{stack.url}/kling/ui/gallery?dag_id=kling_ui",
+    }
+    for name, url in pages.items():
+        browser.goto(url)
+        browser.wait_for("document.readyState === 'complete' && !!document.body")
+        time.sleep(0.5)  # let an injected onerror fire, if any
+        assert browser.evaluate("typeof window.__kling_xss") == "undefined", name
+        assert browser.evaluate("document.querySelectorAll('script').length") == 1, name
+        assert browser.evaluate("document.querySelectorAll('img[src=x], [onerror]').length") == 0, name
+    browser.goto(pages["prompt"])
+    browser.wait_for("!!document.querySelector('#kling-prompt')")
+    assert "<script>window.__kling_xss = 1</script>" in browser.evaluate(
+        "document.querySelector('#kling-prompt').innerText"
+    )
+    browser.screenshot(ARTIFACTS / "ui-kling-xss-probe.png")
 
 
 def test_clearing_a_succeeded_deferrable_task_reuses_its_video(stack, emu):
