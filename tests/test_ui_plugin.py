@@ -122,6 +122,8 @@ def test_video_tab_of_a_mapped_task_plays_the_persisted_copy(client, run):
     assert "fal-ai/kling-video/v1.6/standard/text-to-video" in text
     assert "v1.6 / standard" in text and "(text-to-video)" in text
     assert "5 s requested" in text and "$0.225 USD" in text
+    # fal's own generation time (status metrics), asked once and remembered for a finished request.
+    assert re.search(r"Generation \(fal\) 0\.\d s", text), text
     generate = _xcom(run, "generate", "return_value", 0)
     persisted = _xcom(run, "persist", "return_value", 0)
     assert generate["request_id"] in text and persisted["path"] in text

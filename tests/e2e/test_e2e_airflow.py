@@ -328,12 +328,21 @@ def test_ui_task_log_shows_queue_position_and_progress(stack, browser):
 
 # -- the Kling UI plugin: Video tab, gallery, auth, escaping -------------------------------------
 
-UI_FRAME = "document.querySelector('iframe')"
+UI_FRAME = "document.querySelector('iframe[src*=\\'/kling/ui/\\']')"
 
 
 def _frame(expression: str) -> str:
     """A JS expression evaluated inside the plugin page Airflow frames (same origin)."""
     return f"(() => {{ const d = {UI_FRAME} && {UI_FRAME}.contentDocument; return d && ({expression}); }})()"
+
+
+def _wait_frame(browser: Browser, expression: str) -> Any:
+    try:
+        return browser.wait_for(_frame(expression), timeout=45)
+    except TimeoutError as exc:
+        frames = browser.evaluate("Array.from(document.querySelectorAll('iframe')).map(f => f.src)")
+        inner = browser.evaluate(_frame("d.body && d.body.innerText.slice(0, 1500)"))
+        raise AssertionError(f"{exc}\nframes: {frames}\nframe text: {inner!r}") from None
 
 
 @pytest.fixture(scope="module")
@@ -406,12 +415,9 @@ def test_ui_pages_refuse_requests_airflow_did_not_authenticate(tmp_path, stack, 
 
 
 def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
-    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/generate/mapped/0")
-    browser.wait_text("Video")
-    browser.evaluate(
-        "Array.from(document.querySelectorAll('a, button')).find(e => e.innerText.trim() === 'Video').click()"
-    )
-    browser.wait_for(_frame("d.querySelector('#kling-video')"), timeout=45)
+    # The tab's route: the task instance's page + plugin/<url_route>.
+    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/generate/mapped/0/plugin/kling-video")
+    _wait_frame(browser, "d.querySelector('#kling-video')")
     # The player loaded the file's metadata: it knows the clip's length.
     duration = browser.wait_for(
         _frame(
@@ -429,12 +435,8 @@ def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
     browser.screenshot(ARTIFACTS / "ui-kling-video-tab.png")
 
     # A task that failed at fal shows fal's words instead of an empty player.
-    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/fails")
-    browser.wait_text("Video")
-    browser.evaluate(
-        "Array.from(document.querySelectorAll('a, button')).find(e => e.innerText.trim() === 'Video').click()"
-    )
-    browser.wait_for(_frame("d.querySelector('#kling-error')"), timeout=45)
+    browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/fails/plugin/kling-video")
+    _wait_frame(browser, "d.querySelector('#kling-error')")
     text = browser.evaluate(_frame("d.body.innerText"))
     assert "Model crashed while sampling" in text and not browser.evaluate(
         _frame("!!d.querySelector('video')")
@@ -444,7 +446,7 @@ def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
 
 def test_ui_gallery_lists_videos_with_the_spend_chart(stack, browser, ui_run):
     browser.goto(f"{stack.url}/plugin/kling-videos")
-    browser.wait_for(_frame("d.querySelector('#kling-spend svg')"), timeout=45)
+    _wait_frame(browser, "d.querySelector('#kling-spend svg')")
     bars = browser.wait_for(_frame("d.querySelectorAll('#kling-spend svg rect.bar').length"))
     assert bars >= 1
     text = browser.evaluate(_frame("d.body.innerText"))

@@ -20,9 +20,18 @@ class LiveStatus:
     queue_position: int | None = None
     error: str | None = None
     unavailable: str | None = None
+    inference_seconds: float | None = None
+
+
+# A finished request's status never changes: remember it (bounded) instead of asking fal per view.
+_FINISHED: dict[str, LiveStatus] = {}
+_FINISHED_MAX = 2048
 
 
 def live_status(fal_conn_id: str | None, endpoint_id: str | None, request_id: str) -> LiveStatus:
+    """Where ``request_id`` stands at fal; for a COMPLETED request also fal's generation time."""
+    if request_id in _FINISHED:
+        return _FINISHED[request_id]
     if not endpoint_id:
         return LiveStatus(unavailable="the endpoint is unknown")
     hook = None
@@ -46,8 +55,15 @@ def live_status(fal_conn_id: str | None, endpoint_id: str | None, request_id: st
                 hook.close()
             except Exception:
                 log.debug("Closing the fal hook failed", exc_info=True)
-    return LiveStatus(
+    inference = status.metrics.get("inference_time") if isinstance(status.metrics, dict) else None
+    live = LiveStatus(
         state=status.status,
         queue_position=status.queue_position,
         error=status.error if status.failed else None,
+        inference_seconds=float(inference) if isinstance(inference, (int, float)) else None,
     )
+    if status.done:
+        if len(_FINISHED) >= _FINISHED_MAX:
+            _FINISHED.clear()
+        _FINISHED[request_id] = live
+    return live

@@ -182,7 +182,8 @@ def video_tab(
             key_query=_key_query,
         )
     live: LiveStatus | None = None
-    if record.is_running and record.request_id and not record.video_url and not record.is_storage:
+    if record.request_id and not record.is_storage and (record.is_running or record.video_url):
+        # Waiting: where the request stands. Done: fal's generation time (the queue time is the rest).
         live = live_status(record.fal_conn_id, record.endpoint_id, record.request_id)
     is_kling = record.operator in KLING_OPERATORS or record.request_id is not None
     return _render(
