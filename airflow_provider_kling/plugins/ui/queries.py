@@ -104,7 +104,12 @@ def _fill(session: Session, records: list[VideoRecord]) -> None:
     rows = session.execute(
         select(
             XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.key, XCom.value, XCom.timestamp
-        ).where(XCom.dag_id.in_(dag_ids), XCom.run_id.in_(run_ids), XCom.key.in_(DETAIL_KEYS))
+        ).where(
+            XCom.dag_id.in_(dag_ids),
+            XCom.run_id.in_(run_ids),
+            XCom.task_id.in_({k.task_id for k in by_key}),
+            XCom.key.in_(DETAIL_KEYS),
+        )
     )
     for row in rows:
         k = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
