@@ -179,28 +179,25 @@ def _link_copies(session: Session, records: list[VideoRecord]) -> None:
         copy.apply({KEY_RETURN: row.value}, {})
         if copy.request_id in request_ids and copy.persisted is not None:
             copies[(row.dag_id, row.run_id, copy.request_id)] = copy
-    # Generation tasks of these runs (for storage records: prompt, endpoint, cost).
-    storage_records = [r for r in records if r.is_storage and r.request_id]
-    if storage_records:
-        gen = [
-            r
-            for r in _records_for_requests(session, dag_ids, run_ids, {r.request_id for r in storage_records})
-            if not r.is_storage
-        ]
-        for source in gen:
-            sources.setdefault((source.key.dag_id, source.key.run_id, source.request_id or ""), source)
+    # The task that submitted each request (for a storage task or a sensor: prompt, endpoint, cost).
+    for source in _records_for_requests(session, dag_ids, run_ids, request_ids):
+        if source.is_storage:
+            continue
+        ident = (source.key.dag_id, source.key.run_id, source.request_id or "")
+        known = sources.get(ident)
+        if known is None or (known.prompt is None and source.prompt is not None):
+            sources[ident] = source
     for record in records:
         ident = (record.key.dag_id, record.key.run_id, record.request_id or "")
-        if record.is_storage:
-            origin = sources.get(ident)
-            if origin is not None:
-                record.merge_source(origin)
-        elif record.persisted is None and ident in copies:
+        origin = sources.get(ident)
+        if origin is not None and origin.key != record.key:
+            record.merge_source(origin)
+        if not record.is_storage and record.persisted is None and ident in copies:
             record.persisted = copies[ident].persisted
 
 
 def _records_for_requests(
-    session: Session, dag_ids: set[str], run_ids: set[str], request_ids: set[str | None]
+    session: Session, dag_ids: set[str], run_ids: set[str], request_ids: set[str]
 ) -> list[VideoRecord]:
     TI, XCom, _ = _models()
     rows = session.execute(
