@@ -417,7 +417,7 @@ def test_ui_pages_refuse_requests_airflow_did_not_authenticate(tmp_path, stack, 
 def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
     # The tab's route: the task instance's page + plugin/<url_route>.
     browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/generate/mapped/0/plugin/kling-video")
-    _wait_frame(browser, "d.querySelector('#kling-video')")
+    _wait_frame(browser, "!!d.querySelector('#kling-video')")
     # The player loaded the file's metadata: it knows the clip's length.
     duration = browser.wait_for(
         _frame(
@@ -436,7 +436,7 @@ def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
 
     # A task that failed at fal shows fal's words instead of an empty player.
     browser.goto(f"{stack.url}/dags/kling_ui/runs/{ui_run}/tasks/fails/plugin/kling-video")
-    _wait_frame(browser, "d.querySelector('#kling-error')")
+    _wait_frame(browser, "!!d.querySelector('#kling-error')")
     text = browser.evaluate(_frame("d.body.innerText"))
     assert "Model crashed while sampling" in text and not browser.evaluate(
         _frame("!!d.querySelector('video')")
@@ -446,7 +446,7 @@ def test_ui_video_tab_plays_the_generated_video(stack, browser, ui_run):
 
 def test_ui_gallery_lists_videos_with_the_spend_chart(stack, browser, ui_run):
     browser.goto(f"{stack.url}/plugin/kling-videos")
-    _wait_frame(browser, "d.querySelector('#kling-spend svg')")
+    _wait_frame(browser, "!!d.querySelector('#kling-spend svg')")
     bars = browser.wait_for(_frame("d.querySelectorAll('#kling-spend svg rect.bar').length"))
     assert bars >= 1
     text = browser.evaluate(_frame("d.body.innerText"))
