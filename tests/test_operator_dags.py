@@ -136,6 +136,15 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     # a 422 at result time names the field and fal's error type
     assert "KlingValidationError" in log and "image_url" in log and "file_download_error" in log
     assert sum(emulator.submissions.values()) == 3
+    # No video, no link, and no error line about it (the extra links resolve quietly).
+    assert "XCom not found" not in log
+    assert _xcom(dr, "job_fails", "_link_KlingVideoLink") == ""
+    assert _xcom(dr, "job_fails", "_link_FalRequestLink") == _xcom(dr, "job_fails", "fal_request_url")
+    # Why each task failed is kept for the UI's Video tab: fal's words, its error type.
+    error = _xcom(dr, "job_fails_sync", "kling_error")
+    assert "Runner disconnected" in error["message"] and error["error_type"] == "runner_disconnected"
+    assert error["request_id"] == _xcom(dr, "job_fails_sync", "request_id")
+    assert _xcom(dr, "job_fails", "kling_request")["prompt"] == "a storm"
 
     # execution_timeout while deferred: the trigger's timeout event, then a cancel. The job never
     # finishes on its own (it used to take 2 s, and a slow resume, e.g. Airflow 3.1's dag.test
@@ -151,15 +160,7 @@ def test_failures_carry_fal_error_text_and_timeouts_cancel(airflow_db, emulator,
     assert "KlingTimeoutError" in log
     # nothing was submitted twice
     assert sum(emulator.submissions.values()) == 4
-    # No video, no link, and no error line about it (the extra links resolve quietly).
-    assert "XCom not found" not in log
-    assert _xcom(dr, "job_fails", "_link_KlingVideoLink") == ""
-    assert _xcom(dr, "job_fails", "_link_FalRequestLink") == _xcom(dr, "job_fails", "fal_request_url")
-    # Why each task failed is kept for the UI's Video tab: fal's words, its error type.
-    error = _xcom(dr, "job_fails_sync", "kling_error")
-    assert "Runner disconnected" in error["message"] and error["error_type"] == "runner_disconnected"
-    assert error["request_id"] == _xcom(dr, "job_fails_sync", "request_id")
-    assert _xcom(dr, "job_fails", "kling_request")["prompt"] == "a storm"
+    assert "XCom not found" not in log  # the timed-out task has no video either
 
 
 def test_both_modes_return_the_same_url_sources_keep_both_videos_and_a_clear_never_pays_again(
