@@ -277,6 +277,15 @@ def test_gallery_pages_filters_and_spend_at_1200_tasks(client, run):
     assert client.get("/kling/ui/gallery", params={"status": "weird"}).status_code == 400
 
 
+def test_amounts_are_shown_to_the_tenth_of_a_cent_so_totals_add_up():
+    from airflow_provider_kling.plugins.ui.chart import money
+
+    # 0.900 + 0.450 + 0.225 + 0.450: the total shown must not round to $2.02 beside its parts.
+    assert money(Decimal("2.025")) == "$2.025"
+    assert money(Decimal("0.225")) == "$0.225" and money(Decimal("0.45")) == "$0.45"
+    assert money(Decimal("1234.5")) == "$1,234.50" and money(Decimal(0)) == "$0.00"
+
+
 def test_users_see_only_the_dags_they_may_read(client, run, monkeypatch):
     from airflow.api_fastapi.app import get_auth_manager
 

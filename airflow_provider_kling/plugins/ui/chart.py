@@ -22,7 +22,10 @@ def colours(dag_ids: list[str]) -> dict[str, str]:
 
 
 def money(value: Decimal) -> str:
-    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.3f}"
+    """Dollars to the tenth of a cent (Kling prices per second are such), never rounded away:
+    a total must equal the sum of the amounts shown beside it ($2.025, not $2.02)."""
+    shown = f"${value:,.3f}"
+    return shown[:-1] if shown.endswith("0") else shown
 
 
 def _nice_max(value: Decimal) -> Decimal:
