@@ -250,9 +250,7 @@ def test_gallery_pages_filters_and_spend_at_1200_tasks(client, run):
     # Each run holds three fal requests (two videos, one failure).
     before = int(_count_line(first.text).split()[0])
     assert _count_line(html) == f"{before + 600} fal requests, page 1 of {(before + 600 + 23) // 24}"
-    assert (
-        html.count('class="card"') == 24 and html.count("<video ") == 16
-    )  # 8 runs: 2 videos, 1 failure each
+    assert html.count('class="card"') == 24
     assert "kling_ui_bulk_a" in text and "kling_ui_bulk_b" in text
     assert html.count('class="bar"') >= 28  # a bar per DAG and day over 30 days
     spent_before = Decimal(_spend_total(first.text))
@@ -262,6 +260,9 @@ def test_gallery_pages_filters_and_spend_at_1200_tasks(client, run):
     assert _count_line(page_two).endswith(f"page 2 of {(before + 600 + 23) // 24}")
     only_a = client.get("/kling/ui/gallery", params={"dag_id": "kling_ui_bulk_a"}).text
     assert _count_line(only_a) == "300 fal requests, page 1 of 13" and "/dags/kling_ui_bulk_b/" not in only_a
+    # The newest 8 copied runs, 2 videos and 1 failure each (unfiltered, page 1 also holds whatever
+    # other test modules of this xdist worker left in its DB).
+    assert only_a.count('class="card"') == 24 and only_a.count("<video ") == 16
     assert _spend_total(only_a) == "45.00"  # 100 runs x 2 videos x $0.225
     failed = client.get("/kling/ui/gallery", params={"status": "failed", "dag_id": "kling_ui_bulk_b"}).text
     assert _count_line(failed) == "100 fal requests, page 1 of 5" and "Model crashed while sampling" in failed
