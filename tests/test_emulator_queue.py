@@ -97,6 +97,48 @@ def test_queue_positions_move_fifo_with_one_worker(emulator, client):
     assert third_status.json()["queue_position"] == 0
 
 
+def test_account_concurrency_limits_each_key_and_queues_the_rest(emulator):
+    # fal's limit is per account: a busy account's next job waits IN_QUEUE (never rejected)
+    # while another account's job is served by a free runner.
+    emulator.concurrency, emulator.account_concurrency, emulator.processing_time = 4, 1, 0.4
+    with (
+        httpx.Client(timeout=10, headers={"Authorization": "Key acct-a:s1"}) as a,
+        httpx.Client(timeout=10, headers={"Authorization": "Key acct-b:s2"}) as b,
+    ):
+        a1, a2, b1 = submit(a, emulator), submit(a, emulator), submit(b, emulator)
+        time.sleep(0.1)
+        assert [a.get(r["status_url"]).json()["status"] for r in (a1, a2)] == ["IN_PROGRESS", "IN_QUEUE"]
+        assert b.get(b1["status_url"]).json()["status"] == "IN_PROGRESS"  # overtakes a2: other account
+
+        wait_completed(a, a1["status_url"])
+        time.sleep(0.1)
+        assert a.get(a2["status_url"]).json()["status"] == "IN_PROGRESS"
+        assert wait_completed(a, a2["status_url"])["status"] == "COMPLETED"
+    assert emulator.submissions == {T2V: 3}
+
+
+def test_processing_jitter_varies_each_job_within_bounds(emulator, client):
+    emulator.concurrency, emulator.processing_time, emulator.processing_jitter = 8, 0.2, 0.4
+    emulator.log_window = 20
+    bodies = [submit(client, emulator) for _ in range(6)]
+    times = []
+    for body in bodies:
+        wait_completed(client, body["status_url"])
+        logs = {
+            e["message"]: e["timestamp"]
+            for e in client.get(body["status_url"], params={"logs": 1}).json()["logs"]
+        }
+        start, end = (
+            datetime.fromisoformat(logs[m])
+            for m in ("Loading model weights", "Generating video: step 4/4 (100%)")
+        )
+        times.append((end - start).total_seconds())
+    assert all(0.2 <= t < 0.7 for t in times), times
+    assert max(times) - min(times) > 0.02, times  # not all the same length
+    with pytest.raises(ValueError, match="account_concurrency"):
+        emulator.account_concurrency = 0
+
+
 def test_queue_delay_keeps_jobs_queued(emulator, client):
     emulator.queue_delay = 0.3
     emulator.processing_time = 0.05

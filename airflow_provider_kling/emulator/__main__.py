@@ -44,6 +44,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processing-time", type=float, default=3.0, help="seconds IN_PROGRESS per job")
     parser.add_argument("--queue-delay", type=float, default=0.5, help="minimum seconds IN_QUEUE per job")
     parser.add_argument("--concurrency", type=int, default=2, help="jobs processed at the same time")
+    parser.add_argument(
+        "--account-concurrency", type=int, default=None, help="jobs processed at once per API key id"
+    )
+    parser.add_argument(
+        "--processing-jitter", type=float, default=0.0, help="up to this many extra seconds per job"
+    )
     parser.add_argument("--require-key", default=None, help="accept only this key (id:secret)")
     parser.add_argument("--sse-keepalive", type=float, default=15.0, help="seconds between SSE pings")
     parser.add_argument("--storage-dir", default=None, help="keep uploaded/generated files here")
@@ -56,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         processing_time=args.processing_time,
         queue_delay=args.queue_delay,
         concurrency=args.concurrency,
+        account_concurrency=args.account_concurrency,
+        processing_jitter=args.processing_jitter,
         require_key=args.require_key,
         sse_keepalive=args.sse_keepalive,
     )

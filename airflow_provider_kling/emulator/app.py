@@ -71,6 +71,12 @@ class EmulatorApp:
             detail = "No user found for Key ID and Secret"
         return JSONResponse({"detail": detail}, status_code=401)
 
+    @staticmethod
+    def account(request: Request) -> str:
+        """The account a request counts against: its API key id (the part before ``:``)."""
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        return key.strip().split(":", 1)[0] if scheme.lower() == "key" else ""
+
     def fail_next(self, failure: Failure, times: int = 1) -> None:
         """The next ``times`` submitted jobs run, then complete with ``failure``."""
         self.failures.push(failure, int(times))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -64,6 +65,7 @@ class Job:
     app: str
     arguments: Any
     base_url: str
+    account: str = ""  # the API key id that submitted it ("" without a key)
     submitted_at: float = field(default_factory=time.monotonic)
     low_priority: bool = False
     start_deadline: float | None = None
@@ -104,6 +106,11 @@ class Fifo:
 
     def __len__(self) -> int:
         return len(self._normal) + len(self._low)
+
+    def __iter__(self) -> Iterator[Job]:
+        """Queued jobs in service order."""
+        yield from self._normal
+        yield from self._low
 
     def push(self, job: Job) -> int:
         (self._low if job.low_priority else self._normal).append(job)
@@ -164,6 +171,7 @@ class JobQueue:
         self.jobs: dict[str, Job] = {}
         self._queued = Fifo()
         self._running: set[str] = set()
+        self._running_per_account: Counter[str] = Counter()
         self.changed = Notifier()  # any job changed: status streams re-render
         self._wake = Notifier()  # the dispatcher should look again
         self._dispatcher: asyncio.Task[None] | None = None
@@ -211,6 +219,7 @@ class JobQueue:
         self.jobs.clear()
         self._queued.clear()
         self._running.clear()
+        self._running_per_account.clear()
         self.changed.notify()
         self._wake.notify()
 
@@ -265,21 +274,35 @@ class JobQueue:
             now = time.monotonic()
             timeout = 0.5
             self._expire_start_deadlines(now)
-            while (head := self._queued.head()) is not None and len(self._running) < max(
+            while (head := self._next_eligible()) is not None and len(self._running) < max(
                 1, int(self.knobs.concurrency)
             ):
                 ready_at = head.submitted_at + self.knobs.queue_delay
                 if ready_at > now:  # strict FIFO: nobody overtakes a head still serving its delay
                     timeout = min(timeout, ready_at - now)
                     break
-                self._queued.pop_head()
+                if head is self._queued.head():
+                    self._queued.pop_head()
+                else:
+                    self._queued.remove(head)
                 self._running.add(head.request_id)
+                self._running_per_account[head.account] += 1
                 head.task = asyncio.get_running_loop().create_task(self._process(head))
                 self.changed.notify()
             deadlines = [j.start_deadline - now for j in self._queued.timed if j.start_deadline is not None]
             if deadlines:
                 timeout = max(0.0, min(timeout, *deadlines))
             await self._wake.wait(timeout)
+
+    def _next_eligible(self) -> Job | None:
+        """The first queued job whose account is under its limit (FIFO within each account)."""
+        limit = self.knobs.account_concurrency
+        if limit is None:
+            return self._queued.head()
+        for job in self._queued:
+            if self._running_per_account[job.account] < int(limit):
+                return job
+        return None
 
     def _expire_start_deadlines(self, now: float) -> None:
         for job in [
@@ -324,8 +347,9 @@ class JobQueue:
             failure = job.failure
             rendering = None if failure else loop.run_in_executor(self.executor, self._render, job)
             self._log(job, "Loading model weights")
+            seconds = self.knobs.processing_time + random.uniform(0.0, self.knobs.processing_jitter)
             for step in range(1, PROGRESS_STEPS + 1):
-                await asyncio.sleep(self.knobs.processing_time / PROGRESS_STEPS)
+                await asyncio.sleep(seconds / PROGRESS_STEPS)
                 self._log(
                     job, f"Generating video: step {step}/{PROGRESS_STEPS} ({100 * step // PROGRESS_STEPS}%)"
                 )
@@ -365,7 +389,9 @@ class JobQueue:
                 retryable=True,
             )
         finally:
-            self._running.discard(job.request_id)
+            if job.request_id in self._running:
+                self._running.discard(job.request_id)
+                self._running_per_account[job.account] -= 1
             self._wake.notify()
 
     # --- completion ------------------------------------------------------------------------------------

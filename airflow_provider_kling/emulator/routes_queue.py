@@ -48,6 +48,7 @@ async def submit(ctx: EmulatorApp, request: Request, endpoint_id: str, app: str)
         app=app,
         arguments=arguments,
         base_url=ctx.base_url(request),
+        account=ctx.account(request),
         low_priority=request.headers.get("x-fal-queue-priority", "").lower() == "low",
         start_deadline=start_deadline,
         failure=ctx.failures.pop(),

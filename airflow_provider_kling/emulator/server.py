@@ -73,6 +73,9 @@ class FalEmulator:
     :param processing_time: seconds each job spends IN_PROGRESS.
     :param queue_delay: minimum seconds each job spends IN_QUEUE.
     :param concurrency: jobs processed at once; the rest wait in FIFO order.
+    :param account_concurrency: jobs processed at once per account (API key id), as fal limits
+        each account; None for no per-account limit.
+    :param processing_jitter: each job takes up to this many seconds longer (uniformly random).
     :param require_key: the only API key accepted; None accepts any key or none.
     :param port: TCP port; 0 picks a free one (see :attr:`url`).
     :param host: interface to bind (loopback by default).
@@ -99,11 +102,15 @@ class FalEmulator:
         sse_keepalive: float = 15.0,
         fps: int = 8,
         storage_dir: str | Path | None = None,
+        account_concurrency: int | None = None,
+        processing_jitter: float = 0.0,
     ) -> None:
         knobs = Knobs(
             processing_time=processing_time,
+            processing_jitter=processing_jitter,
             queue_delay=queue_delay,
             concurrency=concurrency,
+            account_concurrency=account_concurrency,
             require_key=require_key,
             locked=locked,
             log_window=log_window,

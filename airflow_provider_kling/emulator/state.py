@@ -38,8 +38,12 @@ class Knobs:
     """Tunable behaviour; changes apply to requests made after the change.
 
     :param processing_time: seconds a job spends IN_PROGRESS.
+    :param processing_jitter: each job takes up to this many seconds more than ``processing_time``
+        (uniformly random), like real generations whose lengths vary.
     :param queue_delay: minimum seconds a job spends IN_QUEUE.
     :param concurrency: jobs processed at the same time (the rest wait in a FIFO).
+    :param account_concurrency: jobs IN_PROGRESS at the same time per account (API key id), fal's
+        per-account limit: an account's further jobs wait IN_QUEUE, never rejected; None: no limit.
     :param require_key: the only accepted ``Authorization: Key <key>`` value; None accepts any or none.
     :param locked: when True, submits answer 403 "User is locked" (fal's exhausted-balance answer).
     :param log_window: how many of the latest log entries a status response carries (fal's window slides).
@@ -50,8 +54,10 @@ class Knobs:
     """
 
     processing_time: float = 2.0
+    processing_jitter: float = 0.0
     queue_delay: float = 0.0
     concurrency: int = 2
+    account_concurrency: int | None = None
     require_key: str | None = None
     locked: bool = False
     log_window: int = 5
@@ -70,10 +76,12 @@ class Knobs:
         self.validate()
 
     def validate(self) -> None:
-        if self.processing_time < 0 or self.queue_delay < 0:
-            raise ValueError("processing_time and queue_delay must be >= 0")
+        if self.processing_time < 0 or self.queue_delay < 0 or self.processing_jitter < 0:
+            raise ValueError("processing_time, processing_jitter and queue_delay must be >= 0")
         if int(self.concurrency) < 1:
             raise ValueError("concurrency must be >= 1")
+        if self.account_concurrency is not None and int(self.account_concurrency) < 1:
+            raise ValueError("account_concurrency must be >= 1 (or None for no per-account limit)")
         if self.log_window < 1 or self.sse_keepalive <= 0 or self.fps < 1:
             raise ValueError("log_window and fps must be >= 1, sse_keepalive > 0")
 
