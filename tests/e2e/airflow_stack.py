@@ -1,8 +1,14 @@
 """A real Airflow deployment for end-to-end tests: api-server, scheduler, dag-processor and
 triggerer as separate processes on loopback, with their own AIRFLOW_HOME and free ports.
 
+By default the four components of a single-machine deployment (LocalExecutor, SQLite); pass
+``components`` for others, e.g. several triggerers and Celery workers (see ``scale_out_components``).
+
 Each component runs in its own session (process group) so that stopping it stops its children
-too (executor workers, trigger runner, log servers): ``os.killpg(pid, sig)``.
+too (executor workers, trigger runner, log servers): ``os.killpg(pid, sig)``. Task processes put
+themselves in process groups of their own but stay in the component's session, so a crash
+(:meth:`AirflowStack.kill_component` with SIGKILL) takes the whole session down, as losing the
+machine would.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +39,56 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Component:
+    """One Airflow process: ``airflow <argv...>`` with extra environment.
+
+    :param argv: the CLI arguments after ``airflow``, e.g. ``("celery", "worker")``.
+    :param env: environment on top of the stack's (e.g. a log-server port of its own).
+    :param ready: a line its output shows once it serves (None: the health endpoint tells).
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready: str | None = None
+
+
+def scale_out_components(workers: int = 2, triggerers: int = 2, concurrency: int = 8) -> dict[str, Component]:
+    """api-server, scheduler, dag-processor, ``triggerers`` triggerers and ``workers`` Celery workers.
+
+    Names are ``triggerer-1``... and ``worker-1``...; each gets its own log-server port and each
+    worker its own Celery node name.
+    """
+    components = {name: Component((name,)) for name in ("api-server", "scheduler", "dag-processor")}
+    for index in range(1, triggerers + 1):
+        components[f"triggerer-{index}"] = Component(
+            ("triggerer",), {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        )
+    for index in range(1, workers + 1):
+        components[f"worker-{index}"] = Component(
+            ("celery", "worker", "--celery-hostname", f"worker{index}@%h", "--concurrency", str(concurrency)),
+            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())},
+            ready=f"worker{index}@",
+        )
+    return components
+
+
 class AirflowStack:
     """Start with :meth:`start`, stop with :meth:`stop`; REST helpers talk to the api-server.
 
     :param home: an empty folder used as AIRFLOW_HOME (DAGs go to ``home/dags``).
     :param dag_files: files copied into the dags folder (DAG modules and their data files).
     :param env: extra environment for every component (connections, DAG settings).
+    :param components: the processes to run, by name (default: the four of ``COMPONENTS``).
     """
 
-    def __init__(self, home: Path, dag_files: Iterable[Path], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dag_files: Iterable[Path],
+        env: Mapping[str, str],
+        components: Mapping[str, Component] | None = None,
+    ) -> None:
         self.home = home
         self.dags = home / "dags"
         self.dags.mkdir(parents=True, exist_ok=True)
@@ -72,6 +120,7 @@ class AirflowStack:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
             **env,
         }
+        self.components = dict(components or {name: Component((name,)) for name in COMPONENTS})
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._starts: dict[str, int] = {}
         self._client: httpx.Client | None = None
@@ -83,17 +132,21 @@ class AirflowStack:
         )
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stderr.decode()[-3000:]}")
-        for name in COMPONENTS:
+        for name in self.components:
             self.start_component(name)
         self.wait_healthy(timeout=timeout)
+        for name, component in self.components.items():
+            if component.ready is not None:
+                self.wait_log(name, component.ready, timeout=timeout)
 
     def start_component(self, name: str) -> subprocess.Popen[bytes]:
+        component = self.components[name]
         count = self._starts[name] = self._starts.get(name, 0) + 1
         log_file = self.home / f"{name}.{count}.log"
         with log_file.open("wb") as out:  # the child keeps its own descriptor
             proc = subprocess.Popen(
-                [str(BIN / "airflow"), name],
-                env=self.env,
+                [str(BIN / "airflow"), *component.argv],
+                env={**self.env, **component.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -102,8 +155,15 @@ class AirflowStack:
         return proc
 
     def kill_component(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Stop one component; SIGKILL is a crash: every process of its session dies at once."""
         proc = self.procs.pop(name)
+        if sig == signal.SIGKILL:
+            signal_session(proc.pid, signal.SIGKILL)
         _stop_group(proc, sig, timeout)
+
+    def session_pids(self, name: str) -> set[int]:
+        """Every live process the component started (its session), task processes included."""
+        return session_pids(self.procs[name].pid)
 
     def stop(self) -> None:
         if self._client is not None:
@@ -203,10 +263,19 @@ class AirflowStack:
             f"{dag_id}/{run_id} not finished after {timeout}s: {self.task_states(dag_id, run_id)}"
         )
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        response = self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
-        response.raise_for_status()
-        return response.json()["task_instances"]
+    def task_instances(self, dag_id: str, run_id: str, **params: Any) -> list[dict[str, Any]]:
+        """Every task instance of the run (all pages), filtered by ``params`` (e.g. ``task_id``)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self.api.get(
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                params={**params, "limit": 100, "offset": len(found), "order_by": "id"},
+            )
+            response.raise_for_status()
+            page = response.json()
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         return {
@@ -242,6 +311,26 @@ class AirflowStack:
         return sorted(folder.rglob(pattern))
 
 
+def session_pids(sid: int) -> set[int]:
+    """Live processes of session ``sid`` (Linux /proc)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == sid:
+                    pids.add(int(entry))
+    return pids
+
+
+def signal_session(sid: int, sig: int) -> set[int]:
+    """Send ``sig`` to every process of session ``sid``; returns the pids signalled."""
+    pids = session_pids(sid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    return pids
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)  # the group id is the pid we started (start_new_session)
@@ -261,6 +350,9 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int | None, timeout: float) 
         try:
             os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            return
+            break
         time.sleep(0.1)
-    _signal_group(proc, signal.SIGKILL)
+    else:
+        _signal_group(proc, signal.SIGKILL)
+    # Task processes live in groups of their own within the session: none may outlive the test.
+    signal_session(proc.pid, signal.SIGKILL)

@@ -1,0 +1,407 @@
+"""Scale-out on Airflow's own distributed engine, with crashes: every video exactly once.
+
+PostgreSQL as the metadata database, Redis as the Celery broker, Airflow with CeleryExecutor
+(api-server, scheduler, dag-processor, two Celery workers, two triggerers), all on loopback; the
+fal emulator limits the account to ``FAL_LIMIT`` jobs in progress and takes 20-40 s per job.
+``COUNT`` deferrable Kling jobs run through the ``fal_kling`` pool (``POOL_SLOTS`` slots that count
+deferred tasks), then one persistence step per video. Mid-run one triggerer and one Celery worker
+are SIGKILLed while both hold work.
+
+The report (timeline, hand-over, throughput) is printed and written to
+``test-artifacts/scaleout-report.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_stack import AirflowStack, scale_out_components, signal_session
+from services import PostgresServer, RedisServer, missing_servers
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = Path(__file__).with_name("dags") / "kling_scaleout.py"
+ARTIFACTS = ROOT / "test-artifacts"
+DAG_ID, RUN_ID = "kling_scaleout", "scaleout"
+FAL_KEY = "scale-key-id:scale-key-secret"
+ENDPOINT = "fal-ai/kling-video/v1.6/standard/text-to-video"
+
+COUNT = 200  # mapped Kling jobs
+FAL_LIMIT = 32  # the account's concurrent jobs at fal (the emulator queues the rest)
+POOL_SLOTS = 40  # the Airflow pool: requests Airflow keeps at fal at once (in progress + queued)
+PROCESSING = (20.0, 40.0)  # seconds each fal job takes, uniformly spread
+WORKER_CONCURRENCY = 8
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
+    missing = missing_servers()
+    if missing:
+        message = f"PostgreSQL/Redis not installed: apt-get install -y {' '.join(missing)}"
+        if os.environ.get("KLING_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"KLING_REQUIRE_SERVERS=1 but {message}")
+        pytest.skip(message)
+    with PostgresServer() as postgres, RedisServer() as redis:
+        postgres.start()
+        redis.start()
+        yield postgres, redis
+
+
+@pytest.fixture(scope="module")
+def emu():
+    from airflow_provider_kling.emulator import FalEmulator
+
+    with FalEmulator(
+        processing_time=PROCESSING[0],
+        processing_jitter=PROCESSING[1] - PROCESSING[0],
+        concurrency=10 * FAL_LIMIT,  # fal's runners are not the bottleneck, the account limit is
+        account_concurrency=FAL_LIMIT,
+        require_key=FAL_KEY,
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, servers, emu) -> Iterator[tuple[AirflowStack, PostgresServer]]:
+    postgres, redis = servers
+    home = tmp_path_factory.mktemp("scaleout-airflow-home")
+    database = postgres.create_database("airflow")
+    airflow = AirflowStack(
+        home,
+        [DAG_FILE],
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+            "AIRFLOW__CELERY__BROKER_URL": redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
+            "AIRFLOW__CORE__PARALLELISM": str(4 * WORKER_CONCURRENCY),
+            # A crashed worker's tasks stop heartbeating; fail (and retry) them after 30 s, not 300.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
+            "AIRFLOW_CONN_FAL_DEFAULT": emu.connection_json(key=FAL_KEY),
+            "KLING_OUTPUT_DIR": str(home / "videos"),
+            "KLING_POLL_INTERVAL": "5",
+        },
+        scale_out_components(workers=2, triggerers=2, concurrency=WORKER_CONCURRENCY),
+    )
+    try:
+        airflow.start(timeout=240)
+        yield airflow, postgres
+    finally:
+        airflow.stop()
+
+
+# -- observing the deployment ------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What the run showed, in seconds since the DAG run was triggered."""
+
+    events: list[tuple[float, str]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def at(self) -> float:
+        return round(time.monotonic() - self.started, 1)
+
+    def note(self, text: str) -> None:
+        self.events.append((self.at(), text))
+        print(f"[scaleout +{self.at():6.1f}s] {text}", flush=True)
+
+
+def _sql(postgres: PostgresServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    return postgres.query("airflow", query, params)
+
+
+def _trigger_owners(postgres: PostgresServer) -> dict[int, int]:
+    """map_index -> triggerer job id, for the deferred ``generate`` tasks whose trigger is assigned."""
+    rows = _sql(
+        postgres,
+        "SELECT ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id"
+        " WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.task_id = 'generate' AND ti.state = 'deferred'"
+        " AND t.triggerer_id IS NOT NULL",
+        DAG_ID,
+        RUN_ID,
+    )
+    return {int(index): int(owner) for index, owner in rows}
+
+
+def _triggerer_heartbeats(postgres: PostgresServer) -> dict[int, Any]:
+    rows = _sql(
+        postgres,
+        "SELECT id, latest_heartbeat FROM job WHERE job_type = 'TriggererJob' AND state = 'running'",
+    )
+    return dict(rows)
+
+
+def _stored_handles(postgres: PostgresServer) -> set[int]:
+    """map_indexes whose fal request handle is in the task state store (reattach possible)."""
+    rows = _sql(
+        postgres,
+        "SELECT map_index FROM task_state_store WHERE dag_id = %s AND run_id = %s AND task_id = 'generate'",
+        DAG_ID,
+        RUN_ID,
+    )
+    return {int(index) for (index,) in rows}
+
+
+def _prompt_index(prompt: str) -> int:
+    return int(prompt.split("scale-out clip ", 1)[1].split(":", 1)[0])
+
+
+def _submitted(emu: Any) -> Counter[int]:
+    """map_index -> submissions the emulator accepted for it."""
+    jobs = list(emu.app.queue.jobs.values())
+    return Counter(_prompt_index(job.arguments["prompt"]) for job in jobs)
+
+
+def _fal_load(emu: Any) -> tuple[int, int]:
+    """(jobs in progress, jobs queued) at fal for the test's account right now."""
+    states = Counter(job.state for job in list(emu.app.queue.jobs.values()))
+    return states["IN_PROGRESS"], states["IN_QUEUE"]
+
+
+def _held_by(stack: AirflowStack, worker: str) -> list[dict[str, Any]]:
+    """Running task instances whose task process belongs to ``worker`` (its session)."""
+    pids = stack.session_pids(worker)
+    return [
+        ti
+        for ti in stack.task_instances(DAG_ID, RUN_ID, state="running")
+        if ti["pid"] is not None and ti["pid"] in pids
+    ]
+
+
+def _kill_worker_holding_paid_requests(
+    stack: AirflowStack, postgres: PostgresServer, emu: Any, worker: str, report: Report
+) -> list[dict[str, Any]]:
+    """SIGKILL ``worker`` at a moment it runs ``generate`` tasks that already paid for a request.
+
+    The worker is frozen (SIGSTOP) while we look, so what we see is what dies. A task caught
+    between fal accepting its submit and storing the handle would be a kill nobody can recover
+    from without paying twice or failing (no fal API finds a request by its input); such moments
+    are skipped, and the remaining race is only the freeze itself.
+    """
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        held = _held_by(stack, worker)
+        generating = [ti for ti in held if ti["task_id"] == "generate"]
+        if generating:
+            frozen = stack.procs[worker].pid
+            signal_session(frozen, signal.SIGSTOP)
+            time.sleep(0.5)  # requests already on the wire reach fal and the api-server
+            held = _held_by(stack, worker)
+            submitted, stored = _submitted(emu), _stored_handles(postgres)
+            indexes = [ti["map_index"] for ti in held if ti["task_id"] == "generate"]
+            in_window = [i for i in indexes if submitted[i] and i not in stored]
+            paid = [i for i in indexes if submitted[i] and i in stored]
+            if paid and not in_window:
+                stack.kill_component(worker, signal.SIGKILL)
+                report.note(
+                    f"SIGKILL {worker}: it ran {len(held)} task(s), generate{sorted(paid)} after their"
+                    f" submit, {sorted(set(indexes) - set(paid))} before it,"
+                    f" {[ti['map_index'] for ti in held if ti['task_id'] == 'persist']} persisting"
+                )
+                return [
+                    {**ti, "paid": ti["task_id"] == "generate" and ti["map_index"] in paid} for ti in held
+                ]
+            signal_session(frozen, signal.SIGCONT)
+        time.sleep(0.3)
+    raise AssertionError(f"{worker} never held a generate task after its submit")
+
+
+# -- the test ----------------------------------------------------------------------------------
+
+
+def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once(stack, emu):
+    airflow, postgres = stack
+    pool = airflow.api.post(
+        "/pools",
+        json={"name": "fal_kling", "slots": POOL_SLOTS, "include_deferred": True, "description": "fal"},
+    )
+    assert pool.status_code == 201, pool.text
+    airflow.wait_dag(DAG_ID, timeout=120)
+
+    report = Report()
+    airflow.trigger(DAG_ID, RUN_ID, conf={"count": COUNT})
+    report.note(f"triggered {COUNT} jobs")
+    peak_in_flight = peak_in_progress = peak_queued = 0
+
+    def sample() -> None:
+        nonlocal peak_in_flight, peak_in_progress, peak_queued
+        in_progress, queued = _fal_load(emu)
+        peak_in_progress = max(peak_in_progress, in_progress)
+        peak_queued = max(peak_queued, queued)
+        peak_in_flight = max(peak_in_flight, in_progress + queued)
+
+    # 1. Both triggerers hold triggers: kill one.
+    deadline = time.monotonic() + 300
+    while True:
+        sample()
+        owners = _trigger_owners(postgres)
+        per_triggerer = Counter(owners.values())
+        if len(per_triggerer) == 2 and min(per_triggerer.values()) >= 5:
+            break
+        assert time.monotonic() < deadline, f"triggers never spread over both triggerers: {per_triggerer}"
+        time.sleep(0.5)
+    (db_now,) = _sql(postgres, "SELECT now()")[0]
+    airflow.kill_component("triggerer-1", signal.SIGKILL)
+    killed_at = time.monotonic()
+    # Owners after the kill: a trigger that fired just before it is no orphan. Nothing is moved
+    # before the dead triggerer's heartbeat is [triggerer] triggerer_health_check_threshold old.
+    owners = _trigger_owners(postgres)
+    report.note(f"SIGKILL triggerer-1; triggers per triggerer job: {dict(Counter(owners.values()))}")
+
+    # 2. ... and right after, a Celery worker that runs tasks which already paid for their request.
+    killed_tis = _kill_worker_holding_paid_requests(airflow, postgres, emu, "worker-1", report)
+
+    # 3. The dead triggerer is the one whose heartbeat stopped; the survivor takes its triggers over.
+    dead = alive = None
+    deadline = time.monotonic() + 60
+    while dead is None:
+        beats = _triggerer_heartbeats(postgres)
+        stale = [job for job, beat in beats.items() if beat < db_now]
+        fresh = [job for job, beat in beats.items() if beat >= db_now]
+        if len(stale) == 1 and len(fresh) == 1:
+            dead, alive = stale[0], fresh[0]
+        assert time.monotonic() < deadline, f"triggerer heartbeats: {beats} (killed at {db_now})"
+        time.sleep(0.5)
+    orphaned = {index for index, owner in owners.items() if owner == dead}
+    handover_s: float | None = None
+    deadline = time.monotonic() + 120
+    while handover_s is None:
+        sample()
+        if dead not in _trigger_owners(postgres).values():
+            handover_s = round(time.monotonic() - killed_at, 1)
+            report.note(
+                f"hand-over complete: {len(orphaned)} orphaned triggers of job {dead} now on job {alive}"
+                f" ({handover_s} s after the kill)"
+            )
+        assert time.monotonic() < deadline, "the surviving triggerer never took the orphaned triggers"
+        time.sleep(0.25)
+
+    # 4. The run finishes.
+    deadline = time.monotonic() + 600
+    while (state := airflow.run(DAG_ID, RUN_ID)["state"]) not in ("success", "failed"):
+        sample()
+        assert time.monotonic() < deadline, Counter(
+            (ti["task_id"], ti["state"]) for ti in airflow.task_instances(DAG_ID, RUN_ID)
+        )
+        time.sleep(1)
+    wall = report.at()
+    report.note(f"run {state}")
+
+    tis = airflow.task_instances(DAG_ID, RUN_ID)
+    states = Counter((ti["task_id"], ti["state"]) for ti in tis)
+    assert state == "success", states
+    assert states == {
+        ("prompts", "success"): 1,
+        ("generate", "success"): COUNT,
+        ("persist", "success"): COUNT,
+    }
+
+    # Exactly one submission per mapped task, across retries and hand-overs.
+    submitted = _submitted(emu)
+    assert emu.submissions == {ENDPOINT: COUNT}
+    assert sorted(submitted) == list(range(COUNT)) and set(submitted.values()) == {1}
+    assert not emu.cancellations
+
+    # Every video persisted, byte for byte what fal produced.
+    jobs = {job.request_id: job for job in emu.app.queue.jobs.values()}
+    videos = airflow.home / "videos"
+    persisted = dict(
+        _sql(
+            postgres,
+            "SELECT map_index, value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'persist'"
+            " AND key = 'return_value'",
+            DAG_ID,
+            RUN_ID,
+        )
+    )
+    assert len(persisted) == COUNT
+    for value in persisted.values():
+        saved = value if isinstance(value, dict) else json.loads(value)
+        job = jobs[saved["request_id"]]
+        source = emu.app.storage.get(job.result_body["video"]["url"].split("/cdn/files/", 1)[1])
+        path = Path(saved["path"])
+        assert path.parent == videos and path.name == f"{job.request_id}.mp4"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest == saved["sha256"] == hashlib.sha256(source.path.read_bytes()).hexdigest()
+    assert len(list(videos.glob("*.mp4"))) == COUNT
+
+    # The surviving triggerer ran every orphaned trigger: its log file exists for each of them.
+    generate = {ti["map_index"]: ti for ti in tis if ti["task_id"] == "generate"}
+    for index in orphaned:
+        survivor_logs = airflow.task_log_files(
+            DAG_ID, RUN_ID, "generate", f"map_index={index}/*.log.trigger.{alive}.log"
+        )
+        assert survivor_logs, f"generate[{index}] was not followed by triggerer job {alive}"
+        assert generate[index]["try_number"] == 1  # a hand-over is no retry
+
+    # The killed worker's tasks were retried; the ones that had paid reattached instead of submitting.
+    assert any(ti["paid"] for ti in killed_tis)
+    for killed in killed_tis:
+        final = next(
+            ti for ti in tis if ti["task_id"] == killed["task_id"] and ti["map_index"] == killed["map_index"]
+        )
+        assert final["try_number"] == killed["try_number"] + 1, (killed, final)
+        if killed["paid"]:
+            [retry_log] = airflow.task_log_files(
+                DAG_ID,
+                RUN_ID,
+                "generate",
+                f"map_index={killed['map_index']}/attempt={final['try_number']}.log",
+            )
+            text = retry_log.read_text()
+            assert "from an earlier try" in text, text[-2000:]
+            assert "Submitting to" not in text
+
+    # Nothing else was retried: the fal limit and the pool made no task fail.
+    killed_keys = {(ti["task_id"], ti["map_index"]) for ti in killed_tis}
+    retried = {(ti["task_id"], ti["map_index"]) for ti in tis if ti["try_number"] > 1}
+    assert retried == killed_keys
+
+    # The pool kept Airflow's requests at fal to its slots (a killed task's request stays at fal
+    # while its retry waits for a slot again); fal queued what its account limit did not run.
+    paid_killed = sum(1 for ti in killed_tis if ti["paid"])
+    assert peak_in_progress <= FAL_LIMIT
+    assert peak_in_flight <= POOL_SLOTS + paid_killed
+    assert peak_queued > 0
+    positions = [
+        line
+        for path in airflow.task_log_files(DAG_ID, RUN_ID, "generate", "map_index=*/*.log.trigger.*")
+        for line in path.read_text().splitlines()
+        if "in queue, position" in line
+    ]
+    assert positions, "no queue position in any trigger log"
+
+    report.figures = {
+        "jobs": COUNT,
+        "wall_s": wall,
+        "jobs_per_minute": round(COUNT / (wall / 60), 1),
+        "handover_s": handover_s,
+        "orphaned_triggers": len(orphaned),
+        "killed_worker_tasks": [(ti["task_id"], ti["map_index"], ti["paid"]) for ti in killed_tis],
+        "submissions": sum(emu.submissions.values()),
+        "peak_fal_in_progress": peak_in_progress,
+        "peak_fal_queued": peak_queued,
+        "peak_fal_in_flight": peak_in_flight,
+        "queue_position_lines": len(positions),
+        "fal_bound_s": round(COUNT * sum(PROCESSING) / 2 / FAL_LIMIT, 1),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "scaleout-report.json").write_text(
+        json.dumps({"events": report.events, "figures": report.figures}, indent=2)
+    )
+    print(json.dumps(report.figures, indent=2))
