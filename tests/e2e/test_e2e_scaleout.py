@@ -153,14 +153,24 @@ def _triggerer_heartbeats(postgres: PostgresServer) -> dict[int, Any]:
 
 
 def _stored_handles(postgres: PostgresServer) -> set[int]:
-    """map_indexes whose fal request handle is in the task state store (reattach possible)."""
+    """map_indexes whose fal request handle is in the task state store (reattach possible).
+
+    Before its POST a task stores only a "submit in flight" marker: no handle yet.
+    """
     rows = _sql(
         postgres,
-        "SELECT map_index FROM task_state_store WHERE dag_id = %s AND run_id = %s AND task_id = 'generate'",
+        "SELECT map_index, value FROM task_state_store"
+        " WHERE dag_id = %s AND run_id = %s AND task_id = 'generate'",
         DAG_ID,
         RUN_ID,
     )
-    return {int(index) for (index,) in rows}
+    handles = set()
+    for index, value in rows:
+        while isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict) and value.get("request"):
+            handles.add(int(index))
+    return handles
 
 
 def _prompt_index(prompt: str) -> int:
