@@ -165,6 +165,20 @@ class AirflowStack:
         """Every live process the component started (its session), task processes included."""
         return session_pids(self.procs[name].pid)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each running component has used so far: its session's live processes and
+        every child they reaped (task processes included)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for name, proc in self.procs.items():
+            total = 0
+            for pid in session_pids(proc.pid):
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+            used[name] = round(total / ticks, 1)
+        return used
+
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()

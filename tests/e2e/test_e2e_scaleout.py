@@ -33,16 +33,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = Path(__file__).with_name("dags") / "kling_scaleout.py"
 ARTIFACTS = ROOT / "test-artifacts"
 DAG_ID, RUN_ID = "kling_scaleout", "scaleout"
+GENERATE, PERSIST = "clip.generate", "clip.persist"  # one mapped task group per clip
 FAL_KEY = "scale-key-id:scale-key-secret"
 ENDPOINT = "fal-ai/kling-video/v1.6/standard/text-to-video"
 
 COUNT = 200  # mapped Kling jobs
-FAL_LIMIT = 32  # the account's concurrent jobs at fal (the emulator queues the rest)
-POOL_SLOTS = 40  # the Airflow pool: requests Airflow keeps at fal at once (in progress + queued)
+FAL_LIMIT = 40  # the account's concurrent jobs at fal (the emulator queues the rest)
+POOL_SLOTS = 48  # the Airflow pool: requests Airflow keeps at fal at once (in progress + queued)
 PROCESSING = (20.0, 40.0)  # seconds each fal job takes, uniformly spread
 WORKER_CONCURRENCY = 8
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+# Set-up milestones (monotonic seconds), for the report's timeline.
+SETUP: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +57,11 @@ def servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
         if os.environ.get("KLING_REQUIRE_SERVERS") == "1":
             pytest.fail(f"KLING_REQUIRE_SERVERS=1 but {message}")
         pytest.skip(message)
+    SETUP["begin"] = time.monotonic()
     with PostgresServer() as postgres, RedisServer() as redis:
         postgres.start()
         redis.start()
+        SETUP["servers up"] = time.monotonic()
         yield postgres, redis
 
 
@@ -95,6 +101,8 @@ def stack(tmp_path_factory, servers, emu) -> Iterator[tuple[AirflowStack, Postgr
             # queue the task again after 2 minutes, not 10.
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
+            # The DAG file is parsed once: re-parsing it every 30 s costs CPU the run needs.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW_CONN_FAL_DEFAULT": emu.connection_json(key=FAL_KEY),
             "KLING_OUTPUT_DIR": str(home / "videos"),
             "KLING_POLL_INTERVAL": "5",
@@ -103,6 +111,7 @@ def stack(tmp_path_factory, servers, emu) -> Iterator[tuple[AirflowStack, Postgr
     )
     try:
         airflow.start(timeout=240)
+        SETUP["airflow up"] = time.monotonic()
         yield airflow, postgres
     finally:
         airflow.stop()
@@ -136,10 +145,11 @@ def _trigger_owners(postgres: PostgresServer) -> dict[int, int]:
     rows = _sql(
         postgres,
         "SELECT ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id"
-        " WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.task_id = 'generate' AND ti.state = 'deferred'"
+        " WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.task_id = %s AND ti.state = 'deferred'"
         " AND t.triggerer_id IS NOT NULL",
         DAG_ID,
         RUN_ID,
+        GENERATE,
     )
     return {int(index): int(owner) for index, owner in rows}
 
@@ -152,25 +162,24 @@ def _triggerer_heartbeats(postgres: PostgresServer) -> dict[int, Any]:
     return dict(rows)
 
 
-def _stored_handles(postgres: PostgresServer) -> set[int]:
-    """map_indexes whose fal request handle is in the task state store (reattach possible).
-
-    Before its POST a task stores only a "submit in flight" marker: no handle yet.
-    """
+def _reattach_records(postgres: PostgresServer) -> dict[int, str]:
+    """map_index -> what the task state store holds for it: ``"request"`` (the fal handle: a retry
+    reattaches) or ``"submit_in_flight"`` (the marker a task stores before its POST leaves)."""
     rows = _sql(
         postgres,
-        "SELECT map_index, value FROM task_state_store"
-        " WHERE dag_id = %s AND run_id = %s AND task_id = 'generate'",
+        "SELECT map_index, value FROM task_state_store WHERE dag_id = %s AND run_id = %s AND task_id = %s",
         DAG_ID,
         RUN_ID,
+        GENERATE,
     )
-    handles = set()
+    records = {}
     for index, value in rows:
         while isinstance(value, str):
             value = json.loads(value)
-        if isinstance(value, dict) and value.get("request"):
-            handles.add(int(index))
-    return handles
+        for kind in ("request", "submit_in_flight"):
+            if isinstance(value, dict) and value.get(kind):
+                records[int(index)] = kind
+    return records
 
 
 def _prompt_index(prompt: str) -> int:
@@ -212,13 +221,13 @@ class Watch(threading.Thread):
         self.peak_in_progress = self.peak_queued = self.peak_in_flight = 0
         self.emptied: dict[int, float] = {}
         self._followed: set[int] = set()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def follow(self, jobs: set[int]) -> None:
         self._followed = set(jobs)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             in_progress, queued = _fal_load(self.emu)
             self.peak_in_progress = max(self.peak_in_progress, in_progress)
             self.peak_queued = max(self.peak_queued, queued)
@@ -227,10 +236,10 @@ class Watch(threading.Thread):
                 owners = set(_trigger_owners(self.postgres).values())
                 for job in self._followed - owners - set(self.emptied):
                     self.emptied[job] = time.monotonic()
-            self._stop.wait(0.25)
+            self._halt.wait(0.25)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
@@ -240,36 +249,57 @@ def _kill_worker_holding_paid_requests(
     """SIGKILL ``worker`` at a moment it runs ``generate`` tasks that already paid for a request.
 
     The worker is frozen (SIGSTOP) while we look, so what we see is what dies. A task caught
-    between fal accepting its submit and storing the handle would be a kill nobody can recover
-    from without paying twice or failing (no fal API finds a request by its input); such moments
-    are skipped, and the remaining race is only the freeze itself.
+    between storing its "submit in flight" marker and storing the handle fal answered with is a
+    kill nobody can recover from without risking a second payment (no fal API finds a request by
+    its input): its retry fails on purpose, asking a human to check. Such moments are skipped, and
+    the remaining race is only the freeze itself.
     """
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         held = _held_by(stack, worker)
-        generating = [ti for ti in held if ti["task_id"] == "generate"]
+        generating = [ti for ti in held if ti["task_id"] == GENERATE]
         if generating:
             frozen = stack.procs[worker].pid
             signal_session(frozen, signal.SIGSTOP)
             time.sleep(0.5)  # requests already on the wire reach fal and the api-server
             held = _held_by(stack, worker)
-            submitted, stored = _submitted(emu), _stored_handles(postgres)
-            indexes = [ti["map_index"] for ti in held if ti["task_id"] == "generate"]
-            in_window = [i for i in indexes if submitted[i] and i not in stored]
-            paid = [i for i in indexes if submitted[i] and i in stored]
+            submitted, records = _submitted(emu), _reattach_records(postgres)
+            indexes = [ti["map_index"] for ti in held if ti["task_id"] == GENERATE]
+            in_window = [
+                i
+                for i in indexes
+                if records.get(i) == "submit_in_flight" or (submitted[i] and i not in records)
+            ]
+            paid = [i for i in indexes if submitted[i] and records.get(i) == "request"]
             if paid and not in_window:
                 stack.kill_component(worker, signal.SIGKILL)
                 report.note(
                     f"SIGKILL {worker}: it ran {len(held)} task(s), generate{sorted(paid)} after their"
                     f" submit, {sorted(set(indexes) - set(paid))} before it,"
-                    f" {[ti['map_index'] for ti in held if ti['task_id'] == 'persist']} persisting"
+                    f" {[ti['map_index'] for ti in held if ti['task_id'] == PERSIST]} persisting"
                 )
-                return [
-                    {**ti, "paid": ti["task_id"] == "generate" and ti["map_index"] in paid} for ti in held
-                ]
+                return [{**ti, "paid": ti["task_id"] == GENERATE and ti["map_index"] in paid} for ti in held]
             signal_session(frozen, signal.SIGCONT)
         time.sleep(0.3)
     raise AssertionError(f"{worker} never held a generate task after its submit")
+
+
+def _phases(postgres: PostgresServer) -> list[tuple[Any, ...]]:
+    """Per task and try: count, first start and last end, in seconds after the run's start."""
+    return _sql(
+        postgres,
+        "SELECT h.task_id, h.try_number, count(*),"
+        " round(extract(epoch FROM min(h.start_date) - r.start_date)::numeric, 1),"
+        " round(extract(epoch FROM max(h.end_date) - r.start_date)::numeric, 1)"
+        " FROM (SELECT task_id, try_number, start_date, end_date, dag_id, run_id FROM task_instance"
+        "       UNION ALL SELECT task_id, try_number, start_date, end_date, dag_id, run_id"
+        "       FROM task_instance_history) h"
+        " JOIN dag_run r ON r.dag_id = h.dag_id AND r.run_id = h.run_id"
+        " WHERE h.dag_id = %s AND h.run_id = %s GROUP BY h.task_id, h.try_number, r.start_date"
+        " ORDER BY 4",
+        DAG_ID,
+        RUN_ID,
+    )
 
 
 # -- the test ----------------------------------------------------------------------------------
@@ -309,6 +339,11 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
 
     # 2. ... and right after, a Celery worker that runs tasks which already paid for their request.
     killed_tis = _kill_worker_holding_paid_requests(airflow, postgres, emu, "worker-1", report)
+    # The machine comes back (as a supervisor would restart the worker): capacity recovers, while
+    # the crashed tasks' recovery stays Airflow's job.
+    airflow.start_component("worker-1")
+    airflow.wait_log("worker-1", "worker1@", timeout=120)
+    report.note("worker-1 restarted")
 
     # 3. The dead triggerer is the one whose heartbeat stopped; the survivor took its triggers over.
     dead = alive = None
@@ -347,14 +382,21 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     wall = report.at()
     report.note(f"run {state}")
     watch.stop()
+    report.figures["cpu_s"] = airflow.cpu_seconds()
+    report.figures["setup_s"] = {name: round(at - SETUP["begin"], 1) for name, at in SETUP.items()}
+    report.figures["phases"] = _phases(postgres)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "scaleout-timeline.json").write_text(
+        json.dumps({"events": sorted(report.events), "figures": report.figures}, indent=2, default=str)
+    )
 
     tis = airflow.task_instances(DAG_ID, RUN_ID)
     states = Counter((ti["task_id"], ti["state"]) for ti in tis)
     assert state == "success", states
     assert states == {
         ("prompts", "success"): 1,
-        ("generate", "success"): COUNT,
-        ("persist", "success"): COUNT,
+        (GENERATE, "success"): COUNT,
+        (PERSIST, "success"): COUNT,
     }
 
     # Exactly one submission per mapped task, across retries and hand-overs.
@@ -369,10 +411,11 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     persisted = dict(
         _sql(
             postgres,
-            "SELECT map_index, value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'persist'"
+            "SELECT map_index, value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = %s"
             " AND key = 'return_value'",
             DAG_ID,
             RUN_ID,
+            PERSIST,
         )
     )
     assert len(persisted) == COUNT
@@ -387,10 +430,10 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     assert len(list(videos.glob("*.mp4"))) == COUNT
 
     # The surviving triggerer ran every orphaned trigger: its log file exists for each of them.
-    generate = {ti["map_index"]: ti for ti in tis if ti["task_id"] == "generate"}
+    generate = {ti["map_index"]: ti for ti in tis if ti["task_id"] == GENERATE}
     for index in orphaned:
         survivor_logs = airflow.task_log_files(
-            DAG_ID, RUN_ID, "generate", f"map_index={index}/*.log.trigger.{alive}.log"
+            DAG_ID, RUN_ID, GENERATE, f"map_index={index}/*.log.trigger.{alive}.log"
         )
         assert survivor_logs, f"generate[{index}] was not followed by triggerer job {alive}"
         assert generate[index]["try_number"] == 1  # a hand-over is no retry
@@ -406,7 +449,7 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
             [retry_log] = airflow.task_log_files(
                 DAG_ID,
                 RUN_ID,
-                "generate",
+                GENERATE,
                 f"map_index={killed['map_index']}/attempt={final['try_number']}.log",
             )
             text = retry_log.read_text()
@@ -434,13 +477,13 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     assert watch.peak_queued > 0
     positions = [
         line
-        for path in airflow.task_log_files(DAG_ID, RUN_ID, "generate", "map_index=*/*.log.trigger.*")
+        for path in airflow.task_log_files(DAG_ID, RUN_ID, GENERATE, "map_index=*/*.log.trigger.*")
         for line in path.read_text().splitlines()
         if "in queue, position" in line
     ]
     assert positions, "no queue position in any trigger log"
 
-    report.figures = {
+    report.figures |= {
         "jobs": COUNT,
         "wall_s": wall,
         "jobs_per_minute": round(COUNT / (wall / 60), 1),
