@@ -289,8 +289,8 @@ def _phases(postgres: PostgresServer) -> list[tuple[Any, ...]]:
     return _sql(
         postgres,
         "SELECT h.task_id, h.try_number, count(*),"
-        " round(extract(epoch FROM min(h.start_date) - r.start_date)::numeric, 1),"
-        " round(extract(epoch FROM max(h.end_date) - r.start_date)::numeric, 1)"
+        " round(extract(epoch FROM min(h.start_date) - r.start_date)::numeric, 1)::float,"
+        " round(extract(epoch FROM max(h.end_date) - r.start_date)::numeric, 1)::float"
         " FROM (SELECT task_id, try_number, start_date, end_date, dag_id, run_id FROM task_instance"
         "       UNION ALL SELECT task_id, try_number, start_date, end_date, dag_id, run_id"
         "       FROM task_instance_history) h"
@@ -500,6 +500,6 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "scaleout-report.json").write_text(
-        json.dumps({"events": sorted(report.events), "figures": report.figures}, indent=2)
+        json.dumps({"events": sorted(report.events), "figures": report.figures}, indent=2, default=str)
     )
     print(json.dumps(report.figures, indent=2))
