@@ -168,16 +168,7 @@ class AirflowStack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds each running component has used so far: its session's live processes and
         every child they reaped (task processes included)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        used = {}
-        for name, proc in self.procs.items():
-            total = 0
-            for pid in session_pids(proc.pid):
-                with contextlib.suppress(OSError):
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-            used[name] = round(total / ticks, 1)
-        return used
+        return {name: session_cpu_seconds(proc.pid) for name, proc in self.procs.items()}
 
     def stop(self) -> None:
         if self._client is not None:
@@ -334,6 +325,16 @@ def session_pids(sid: int) -> set[int]:
                 if os.getsid(int(entry)) == sid:
                     pids.add(int(entry))
     return pids
+
+
+def session_cpu_seconds(sid: int) -> float:
+    """CPU seconds of session ``sid``'s live processes and of every child they reaped."""
+    total = 0
+    for pid in session_pids(sid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return round(total / os.sysconf("SC_CLK_TCK"), 1)
 
 
 def signal_session(sid: int, sig: int) -> set[int]:

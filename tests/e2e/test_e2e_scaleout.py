@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import signal
 import threading
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import AirflowStack, scale_out_components, signal_session
+from airflow_stack import AirflowStack, scale_out_components, session_cpu_seconds, signal_session
 from services import PostgresServer, RedisServer, missing_servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ ENDPOINT = "fal-ai/kling-video/v1.6/standard/text-to-video"
 
 COUNT = 200  # mapped Kling jobs
 FAL_LIMIT = 40  # the account's concurrent jobs at fal (the emulator queues the rest)
-POOL_SLOTS = 48  # the Airflow pool: requests Airflow keeps at fal at once (in progress + queued)
+POOL_SLOTS = 60  # the Airflow pool: requests Airflow keeps at fal at once (in progress + queued)
 PROCESSING = (20.0, 40.0)  # seconds each fal job takes, uniformly spread
 WORKER_CONCURRENCY = 8
 
@@ -47,6 +48,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 # Set-up milestones (monotonic seconds), for the report's timeline.
 SETUP: dict[str, float] = {}
+# The database and broker, for their CPU figures.
+SERVERS: dict[str, PostgresServer | RedisServer] = {}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,7 @@ def servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
         postgres.start()
         redis.start()
         SETUP["servers up"] = time.monotonic()
+        SERVERS.update(postgres=postgres, redis=redis)
         yield postgres, redis
 
 
@@ -136,8 +140,22 @@ class Report:
         print(f"[scaleout +{self.at():6.1f}s] {text}", flush=True)
 
 
+_CONNECTIONS = threading.local()
+
+
 def _sql(postgres: PostgresServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    return postgres.query("airflow", query, params)
+    """Run ``query`` on Airflow's database over one connection per thread: the test samples the
+    database several times a second, and a new connection forks a PostgreSQL backend each time."""
+    import psycopg2
+
+    conn = getattr(_CONNECTIONS, "conn", None)
+    if conn is None or conn.closed:
+        conn = psycopg2.connect(host="127.0.0.1", port=postgres.port, user="postgres", dbname="airflow")
+        conn.autocommit = True  # every query sees the latest commits
+        _CONNECTIONS.conn = conn
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
 
 
 def _trigger_owners(postgres: PostgresServer) -> dict[int, int]:
@@ -182,6 +200,12 @@ def _reattach_records(postgres: PostgresServer) -> dict[int, str]:
     return records
 
 
+def _run_state(postgres: PostgresServer) -> str:
+    """The DAG run's state, from the database (cheaper for a loaded api-server than its REST API)."""
+    [(state,)] = _sql(postgres, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, RUN_ID)
+    return str(state)
+
+
 def _prompt_index(prompt: str) -> int:
     return int(prompt.split("scale-out clip ", 1)[1].split(":", 1)[0])
 
@@ -198,18 +222,26 @@ def _fal_load(emu: Any) -> tuple[int, int]:
     return states["IN_PROGRESS"], states["IN_QUEUE"]
 
 
-def _held_by(stack: AirflowStack, worker: str) -> list[dict[str, Any]]:
+def _held_by(stack: AirflowStack, postgres: PostgresServer, worker: str) -> list[dict[str, Any]]:
     """Running task instances whose task process belongs to ``worker`` (its session)."""
     pids = stack.session_pids(worker)
+    rows = _sql(
+        postgres,
+        "SELECT task_id, map_index, try_number, pid FROM task_instance"
+        " WHERE dag_id = %s AND run_id = %s AND state = 'running'",
+        DAG_ID,
+        RUN_ID,
+    )
     return [
-        ti
-        for ti in stack.task_instances(DAG_ID, RUN_ID, state="running")
-        if ti["pid"] is not None and ti["pid"] in pids
+        {"task_id": task_id, "map_index": index, "try_number": tries, "pid": pid}
+        for task_id, index, tries, pid in rows
+        if pid is not None and pid in pids
     ]
 
 
 class Watch(threading.Thread):
-    """Samples fal's load and the triggers' owners every 0.25 s, beside the test's own steps.
+    """Samples fal's load every 0.5 s and, while a hand-over is timed, the triggers' owners every
+    0.25 s, beside the test's own steps.
 
     ``emptied[job]``: when triggerer ``job`` first had no trigger left (monotonic seconds), for the
     jobs that held triggers when :meth:`follow` was called.
@@ -219,6 +251,7 @@ class Watch(threading.Thread):
         super().__init__(daemon=True, name="scaleout-watch")
         self.emu, self.postgres = emu, postgres
         self.peak_in_progress = self.peak_queued = self.peak_in_flight = 0
+        self.busy_s = 0.0  # sum over samples of (jobs in progress / fal limit) * seconds: fal's use
         self.emptied: dict[int, float] = {}
         self._followed: set[int] = set()
         self._halt = threading.Event()
@@ -227,16 +260,21 @@ class Watch(threading.Thread):
         self._followed = set(jobs)
 
     def run(self) -> None:
+        last = time.monotonic()
         while not self._halt.is_set():
             in_progress, queued = _fal_load(self.emu)
+            now = time.monotonic()
+            self.busy_s += in_progress / FAL_LIMIT * (now - last)
+            last = now
             self.peak_in_progress = max(self.peak_in_progress, in_progress)
             self.peak_queued = max(self.peak_queued, queued)
             self.peak_in_flight = max(self.peak_in_flight, in_progress + queued)
-            if self._followed - set(self.emptied):
+            following = bool(self._followed - set(self.emptied))
+            if following:
                 owners = set(_trigger_owners(self.postgres).values())
                 for job in self._followed - owners - set(self.emptied):
                     self.emptied[job] = time.monotonic()
-            self._halt.wait(0.25)
+            self._halt.wait(0.25 if following else 0.5)  # finer while timing the hand-over
 
     def stop(self) -> None:
         self._halt.set()
@@ -256,13 +294,13 @@ def _kill_worker_holding_paid_requests(
     """
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        held = _held_by(stack, worker)
+        held = _held_by(stack, postgres, worker)
         generating = [ti for ti in held if ti["task_id"] == GENERATE]
         if generating:
             frozen = stack.procs[worker].pid
             signal_session(frozen, signal.SIGSTOP)
             time.sleep(0.5)  # requests already on the wire reach fal and the api-server
-            held = _held_by(stack, worker)
+            held = _held_by(stack, postgres, worker)
             submitted, records = _submitted(emu), _reattach_records(postgres)
             indexes = [ti["map_index"] for ti in held if ti["task_id"] == GENERATE]
             in_window = [
@@ -374,7 +412,7 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     # 4. The run finishes (about 6 min on two idle cores; on a machine shared with other test runs
     # the generate phase alone took 10 min once, so the deadline leaves room).
     deadline = time.monotonic() + 1200
-    while (state := airflow.run(DAG_ID, RUN_ID)["state"]) not in ("success", "failed"):
+    while (state := _run_state(postgres)) not in ("success", "failed"):
         assert time.monotonic() < deadline, Counter(
             (ti["task_id"], ti["state"]) for ti in airflow.task_instances(DAG_ID, RUN_ID)
         )
@@ -382,7 +420,12 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
     wall = report.at()
     report.note(f"run {state}")
     watch.stop()
-    report.figures["cpu_s"] = airflow.cpu_seconds()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    report.figures["cpu_s"] = {
+        **airflow.cpu_seconds(),
+        "pytest (emulator, watcher)": round(own.ru_utime + own.ru_stime, 1),
+        **{name: session_cpu_seconds(server.proc.pid) for name, server in SERVERS.items() if server.proc},
+    }
     report.figures["setup_s"] = {name: round(at - SETUP["begin"], 1) for name, at in SETUP.items()}
     report.figures["phases"] = _phases(postgres)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -497,6 +540,7 @@ def test_celery_postgres_two_triggerers_crash_mid_batch_every_video_exactly_once
         "peak_fal_in_flight": watch.peak_in_flight,
         "queue_position_lines": len(positions),
         "fal_bound_s": round(COUNT * sum(PROCESSING) / 2 / FAL_LIMIT, 1),
+        "fal_utilisation": round(watch.busy_s / wall, 2),
     }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "scaleout-report.json").write_text(
