@@ -34,4 +34,5 @@ async def test_cancel_between_dispatch_and_run_completes_the_job_as_cancelled():
         await asyncio.sleep(0.05)
         assert job.task.cancelled() and job.state == COMPLETED
         assert queue._running == set()  # the slot is free for the next job
+        assert sum(queue._running_per_account.values()) == 0  # and its account's place too
         await queue.stop()

@@ -261,12 +261,18 @@ class JobQueue:
                 # Dispatched, but its runner has not taken its first step (that step marks it
                 # IN_PROGRESS): cancelled now it never runs, not even its own cancel handling.
                 job.task.cancel()
-                self._running.discard(job.request_id)
+                self._release(job)
             self._complete_cancelled(job)
             self._wake.notify()
         elif job.task is not None:
             job.task.cancel()  # the worker completes it as cancelled
         return "CANCELLATION_REQUESTED"
+
+    def _release(self, job: Job) -> None:
+        """The job no longer holds a runner, nor a place in its account's limit (once only)."""
+        if job.request_id in self._running:
+            self._running.discard(job.request_id)
+            self._running_per_account[job.account] -= 1
 
     # --- dispatcher ----------------------------------------------------------------------------------
     async def _dispatch(self) -> None:
@@ -389,9 +395,7 @@ class JobQueue:
                 retryable=True,
             )
         finally:
-            if job.request_id in self._running:
-                self._running.discard(job.request_id)
-                self._running_per_account[job.account] -= 1
+            self._release(job)
             self._wake.notify()
 
     # --- completion ------------------------------------------------------------------------------------
