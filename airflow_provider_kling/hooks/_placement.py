@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 # link(2) is not offered by every local file system (FAT, some FUSE and SMB mounts).
 _NO_LINK = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS})
-_READ_CHUNK = 1024 * 1024
+# One read size for downloads and for re-reading a placed file (the download hot path lends whole
+# buffers of this size; the operator's default chunk_size names it without importing the downloader).
+DEFAULT_CHUNK_SIZE = 1024 * 1024
 
 
 def is_local(path: ObjectStoragePath) -> bool:
@@ -102,7 +104,7 @@ def file_digest(path: ObjectStoragePath) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with path.fs.open(path.path, "rb") as fh:
-        while chunk := fh.read(_READ_CHUNK):
+        while chunk := fh.read(DEFAULT_CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()

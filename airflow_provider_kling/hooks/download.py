@@ -28,6 +28,7 @@ from airflow_provider_kling import __version__
 from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.hooks._body import iter_body
 from airflow_provider_kling.hooks._placement import (
+    DEFAULT_CHUNK_SIZE,
     commit,
     destination_error,
     ensure_parent,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 1024 * 1024
 _MP4_TYPES = frozenset({"video/mp4", "video/quicktime", "application/mp4", "video/x-m4v"})
 
 __all__ = [

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.exceptions import KlingDownloadError
-from airflow_provider_kling.hooks.download import (
+from airflow_provider_kling.hooks._placement import (
     DEFAULT_CHUNK_SIZE,
     commit,
     destination_error,
     ensure_parent,
     remove_quietly,
-    stream_to_storage,
     temporary_sibling,
 )
 from airflow_provider_kling.lifecycle.output import VideoSource, parse_source
@@ -136,6 +135,10 @@ class KlingVideoToObjectStorageOperator(BaseOperator):
             )
         else:
             self.log.info("Copying %s to %s", video.url, target)
+        # Imported here: the downloader (HTTP client, retry policy, MP4 walker, writer thread) is not
+        # needed to parse a DAG file, and Airflow parses every file again and again.
+        from airflow_provider_kling.hooks.download import stream_to_storage
+
         result = stream_to_storage(
             video.url,
             target,
