@@ -45,7 +45,9 @@ except ImportError:  # Airflow 3.1: Stats configures itself from [metrics] on fi
 bag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "kling_observability.py"))
 dr = bag.get_dag("kling_observability").test(run_conf=json.loads(sys.argv[1]))
 states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-print("RESULT " + json.dumps({"run_id": dr.run_id, "states": states}))
+# A file, not stdout: Airflow's background threads log to stdout and can land on the same line.
+with open(os.environ["KLING_RESULT_FILE"], "w") as fh:
+    json.dump({"run_id": dr.run_id, "states": states}, fh)
 """
 
 
@@ -102,6 +104,7 @@ def observed(tmp_path_factory, airflow_db) -> Iterator[dict[str, Any]]:
     image = tmp / "cat.png"
     Image.new("RGB", (640, 360), (10, 120, 200)).save(image)
     events_file = tmp / "openlineage.jsonl"
+    result_file = tmp / "result.json"
     listener = StatsdListener()
     # 1 s per job: long enough that the 0.3 s wait of "too_slow" always times out and cancels.
     with FalEmulator(processing_time=1.0, queue_delay=0.0) as emulator:
@@ -118,6 +121,7 @@ def observed(tmp_path_factory, airflow_db) -> Iterator[dict[str, Any]]:
             "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
             "PYTHONPATH": str(ROOT),
+            "KLING_RESULT_FILE": str(result_file),
         }
         conf = {"prompt": PROMPT, "image_path": str(image), "cap": "1.00", "out_dir": str(tmp / "videos")}
         proc = subprocess.run(
@@ -131,9 +135,8 @@ def observed(tmp_path_factory, airflow_db) -> Iterator[dict[str, Any]]:
         submissions = dict(emulator.submissions)
         cancellations = dict(getattr(emulator, "cancellations", {}) or {})
     listener.close()
-    result_line = next((line for line in proc.stdout.splitlines() if line.startswith("RESULT ")), None)
-    assert result_line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(result_line.removeprefix("RESULT "))
+    assert result_file.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(result_file.read_text())
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     if os.environ.get("KLING_KEEP_EVENTS"):
         Path(os.environ["KLING_KEEP_EVENTS"]).write_text(events_file.read_text())
