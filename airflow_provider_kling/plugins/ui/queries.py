@@ -42,6 +42,16 @@ def _models() -> tuple[Any, Any, Any]:
     return TaskInstance, XComModel, RenderedTaskInstanceFields
 
 
+def _same_task_instance(ti: Any, other: Any) -> Any:
+    """Join condition: ``other``'s row belongs to task instance ``ti`` (XCom and TI share the key)."""
+    return and_(
+        ti.dag_id == other.dag_id,
+        ti.run_id == other.run_id,
+        ti.task_id == other.task_id,
+        ti.map_index == other.map_index,
+    )
+
+
 def status_group(state: str | None) -> str:
     if state == "success":
         return "success"
@@ -156,12 +166,7 @@ def _link_copies(session: Session, records: list[VideoRecord]) -> None:
         select(XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.value, TI.operator, TI.state)
         .join(
             TI,
-            and_(
-                TI.dag_id == XCom.dag_id,
-                TI.run_id == XCom.run_id,
-                TI.task_id == XCom.task_id,
-                TI.map_index == XCom.map_index,
-            ),
+            _same_task_instance(TI, XCom),
         )
         .where(
             XCom.dag_id.in_(dag_ids),
@@ -204,12 +209,7 @@ def _records_for_requests(
         select(XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.value, TI.operator, TI.state)
         .join(
             TI,
-            and_(
-                TI.dag_id == XCom.dag_id,
-                TI.run_id == XCom.run_id,
-                TI.task_id == XCom.task_id,
-                TI.map_index == XCom.map_index,
-            ),
+            _same_task_instance(TI, XCom),
         )
         .where(XCom.dag_id.in_(dag_ids), XCom.run_id.in_(run_ids), XCom.key == KEY_REQUEST_ID)
     )
@@ -312,12 +312,7 @@ def gallery(session: Session, readable_dag_ids: Collection[str], filters: Filter
         )
         .join(
             TI,
-            and_(
-                TI.dag_id == req.dag_id,
-                TI.run_id == req.run_id,
-                TI.task_id == req.task_id,
-                TI.map_index == req.map_index,
-            ),
+            _same_task_instance(TI, req),
         )
         .outerjoin(
             ret,

@@ -157,21 +157,34 @@ def _media(record: VideoRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/video", response_class=HTMLResponse)
-def video_tab(
+def task_key(
     request: Request,
     dag_id: str = Query(...),
     run_id: str = Query(...),
     task_id: str = Query(...),
     map_index: str | None = Query(None),
     user: Any = Depends(current_user),
-) -> HTMLResponse:
-    """The task instance's Video tab (``external_views`` destination ``task_instance``)."""
+) -> TaskKey:
+    """The task instance a task route is about, once the user may read it (401/403 otherwise)."""
     require_task_access(request, user)
-    key = TaskKey(dag_id, run_id, task_id, _map_index(map_index))
+    return TaskKey(dag_id, run_id, task_id, _map_index(map_index))
+
+
+def _persisted(key: TaskKey) -> tuple[VideoRecord | None, Path | None]:
+    """The task's record and the local file its storage task saved, if it can be played."""
     with _session() as session:
         record = queries.load_video(session, key)
-        indexes = queries.mapped_indexes(session, dag_id, run_id, task_id) if record is None else []
+    return record, _playable_file(record) if record is not None and record.is_storage else None
+
+
+@router.get("/video", response_class=HTMLResponse)
+def video_tab(request: Request, key: TaskKey = Depends(task_key)) -> HTMLResponse:
+    """The task instance's Video tab (``external_views`` destination ``task_instance``)."""
+    with _session() as session:
+        record = queries.load_video(session, key)
+        indexes = (
+            queries.mapped_indexes(session, key.dag_id, key.run_id, key.task_id) if record is None else []
+        )
     if record is None:
         return _render(
             "video.html",
@@ -260,24 +273,13 @@ def gallery_page(
 
 
 @router.get("/file")
-def persisted_file(
-    request: Request,
-    dag_id: str = Query(...),
-    run_id: str = Query(...),
-    task_id: str = Query(...),
-    map_index: str | None = Query(None),
-    user: Any = Depends(current_user),
-) -> FileResponse:
+def persisted_file(key: TaskKey = Depends(task_key)) -> FileResponse:
     """The video a storage task saved to local disk (range requests work, so the player can seek).
 
     Only a file the task's return value names, with a video suffix and the recorded size, is
     served: an XCom alone cannot make this route read an arbitrary file.
     """
-    require_task_access(request, user)
-    key = TaskKey(dag_id, run_id, task_id, _map_index(map_index))
-    with _session() as session:
-        record = queries.load_video(session, key)
-    local = _playable_file(record) if record is not None and record.is_storage else None
+    record, local = _persisted(key)
     if local is None:
         raise HTTPException(404, "No persisted video for this task instance")
     media_type = (record.content_type if record else None) or "video/mp4"
@@ -287,22 +289,11 @@ def persisted_file(
 
 
 @router.get("/poster")
-def poster_image(
-    request: Request,
-    dag_id: str = Query(...),
-    run_id: str = Query(...),
-    task_id: str = Query(...),
-    map_index: str | None = Query(None),
-    user: Any = Depends(current_user),
-) -> Response:
+def poster_image(key: TaskKey = Depends(task_key)) -> Response:
     """The first frame of a persisted video, as JPEG (the player's poster)."""
     from airflow_provider_kling.plugins.ui import poster
 
-    require_task_access(request, user)
-    key = TaskKey(dag_id, run_id, task_id, _map_index(map_index))
-    with _session() as session:
-        record = queries.load_video(session, key)
-    local = _playable_file(record) if record is not None and record.is_storage else None
+    _, local = _persisted(key)
     image = poster.first_frame_jpeg(local) if local is not None else None
     if image is None:
         raise HTTPException(404, "No poster for this task instance")
