@@ -101,22 +101,17 @@ def mapped_indexes(session: Session, dag_id: str, run_id: str, task_id: str) -> 
     return list(rows)
 
 
-def _fill(session: Session, records: list[VideoRecord]) -> None:
-    """XComs, rendered fields, the persisted copy (or the source task of a persisted copy)."""
-    if not records:
-        return
-    _, XCom, RTIF = _models()
-    by_key = {r.key: r for r in records}
-    dag_ids = {k.dag_id for k in by_key}
-    run_ids = {k.run_id for k in by_key}
+def _apply_details(session: Session, by_key: dict[TaskKey, VideoRecord]) -> None:
+    """Read the detail XComs of these task instances in one query and apply them to their records."""
+    _, XCom, _ = _models()
     found: dict[TaskKey, dict[str, Any]] = defaultdict(dict)
     stamps: dict[TaskKey, dict[str, datetime]] = defaultdict(dict)
     rows = session.execute(
         select(
             XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.key, XCom.value, XCom.timestamp
         ).where(
-            XCom.dag_id.in_(dag_ids),
-            XCom.run_id.in_(run_ids),
+            XCom.dag_id.in_({k.dag_id for k in by_key}),
+            XCom.run_id.in_({k.run_id for k in by_key}),
             XCom.task_id.in_({k.task_id for k in by_key}),
             XCom.key.in_(DETAIL_KEYS),
         )
@@ -128,6 +123,15 @@ def _fill(session: Session, records: list[VideoRecord]) -> None:
             stamps[k][row.key] = row.timestamp
     for k, record in by_key.items():
         record.apply(found.get(k, {}), stamps.get(k, {}))
+
+
+def _fill(session: Session, records: list[VideoRecord]) -> None:
+    """XComs, rendered fields, the persisted copy (or the source task of a persisted copy)."""
+    if not records:
+        return
+    _, _, RTIF = _models()
+    by_key = {r.key: r for r in records}
+    _apply_details(session, by_key)
 
     # The prompt of a task whose run predates XCom kling_request (or of a sensor): its rendered fields.
     missing = [r for r in records if r.prompt is None or r.endpoint_id is None or r.fal_conn_id is None]
@@ -224,25 +228,7 @@ def _records_for_requests(
     if not found:
         return []
     # Their details, without looking for copies again.
-    by_key = {r.key: r for r in found}
-    detail: dict[TaskKey, dict[str, Any]] = defaultdict(dict)
-    stamps: dict[TaskKey, dict[str, datetime]] = defaultdict(dict)
-    for row in session.execute(
-        select(
-            XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.key, XCom.value, XCom.timestamp
-        ).where(
-            XCom.dag_id.in_({k.dag_id for k in by_key}),
-            XCom.run_id.in_({k.run_id for k in by_key}),
-            XCom.task_id.in_({k.task_id for k in by_key}),
-            XCom.key.in_(DETAIL_KEYS),
-        )
-    ):
-        k = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
-        if k in by_key:
-            detail[k][row.key] = row.value
-            stamps[k][row.key] = row.timestamp
-    for k, record in by_key.items():
-        record.apply(detail.get(k, {}), stamps.get(k, {}))
+    _apply_details(session, {r.key: r for r in found})
     return found
 
 
