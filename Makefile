@@ -15,7 +15,7 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed
 LOWEST_VENV := .venv-lowest
 LOWEST_PY := $(LOWEST_VENV)/bin/python
 LOWEST_STAMP := $(LOWEST_VENV)/.installed
-# The tests that drive our direct dependencies (httpx, httpx-sse, tenacity, pydantic, Pillow, PyAV, numpy,
+# The tests that drive our direct dependencies (httpx, h11, tenacity, pydantic, Pillow, PyAV, numpy,
 # starlette, uvicorn) themselves. The dag.test() and e2e tests add Airflow runs, and Airflow is the same
 # 3.1.8 that test-compat already covers; the whole non-e2e suite here costs 5+ min against about 1.5.
 LOWEST_TESTS := tests/test_emulator_faults.py tests/test_emulator_output.py tests/test_emulator_queue.py \

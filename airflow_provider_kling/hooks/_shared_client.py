@@ -38,6 +38,7 @@ import httpx
 
 from airflow_provider_kling.hooks._connection import HTTPConnection, origin_of
 from airflow_provider_kling.protocol.config import FalSettings
+from airflow_provider_kling.protocol.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
 
@@ -341,15 +342,21 @@ class EventStream:
         if self._connection is not None:
             return self._connection.events()
         if self._http is not None:
-            return _datas(self._http)
+            return event_data(self._http)
         raise RuntimeError("the event stream is not open")
 
 
-async def _datas(response: httpx.Response) -> AsyncIterator[str]:
-    from httpx_sse import EventSource
-
-    async for event in EventSource(response).aiter_sse():
-        yield event.data
+async def event_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The data of each server-sent event of an httpx response, through the same decoder as the lean
+    connections (one SSE parser for every path); a broken stream is an ``httpx.RemoteProtocolError``."""
+    decoder = SSEDecoder()
+    async for chunk in response.aiter_bytes():
+        try:
+            datas = decoder.feed(chunk)
+        except ValueError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        for data in datas:
+            yield data
 
 
 class _LoopClients:

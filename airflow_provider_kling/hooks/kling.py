@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 import httpx
-from httpx_sse import EventSource
 
 from airflow_provider_kling import metrics
 from airflow_provider_kling.exceptions import (
@@ -650,9 +649,9 @@ class KlingHook(BaseHook):
     ) -> AsyncGenerator[RequestStatus, None]:
         try:
             self._check_stream(response)
-            async for event in EventSource(response).aiter_sse():
-                if event.data.strip():  # keep-alive comments never reach here; empty events are skipped
-                    yield queue.parse_status_event(event.data, request)
+            async for data in shared.event_data(response):
+                if data.strip():  # keep-alive comments never reach here; empty events are skipped
+                    yield queue.parse_status_event(data, request)
         except (httpx.HTTPError, MalformedEventError) as exc:
             raise _StreamUnavailable(f"the stream broke: {type(exc).__name__}") from exc
 
